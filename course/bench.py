@@ -1,0 +1,107 @@
+"""Benchmark: how fast every registered widget responds, and how long each notebook takes
+to execute headless.
+
+    python -m course.bench                 # widgets and notebooks
+    python -m course.bench --widgets       # widgets only
+    python -m course.bench --notebooks     # notebooks only
+    python -m course.bench -k moe          # only entries whose name contains "moe"
+
+Widget time is the wall time of one `LiveFigure.apply(...)` (compute + in-place redraw),
+taken over the widget's registered sweep of slider values, repeated `--repeat` times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import course.widgets as widgets_pkg
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def load_widget_modules() -> dict:
+    """Import every `course.widgets.<idea>` module so its widgets register themselves."""
+    for info in pkgutil.iter_modules(widgets_pkg.__path__):
+        importlib.import_module(f"course.widgets.{info.name}")
+    return widgets_pkg.BENCH
+
+
+def time_widget(entry, repeat: int = 3) -> dict:
+    live = entry.build()
+    sweep = entry.sweep()
+    times, errors = [], 0
+    for _ in range(repeat):
+        for values in sweep:
+            start = time.perf_counter()
+            live.apply(**values)
+            times.append(time.perf_counter() - start)
+            errors += live.error is not None
+    ms = np.array(times) * 1e3
+    return dict(name=entry.name, notebook=entry.notebook, n=len(ms),
+                median_ms=float(np.median(ms)), p95_ms=float(np.percentile(ms, 95)),
+                messages=errors)
+
+
+def time_notebook(path: Path, timeout: int = 600) -> float:
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
+    start = time.perf_counter()
+    client.execute()
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--widgets", action="store_true", help="time widgets only")
+    parser.add_argument("--notebooks", action="store_true", help="time notebooks only")
+    parser.add_argument("--realistic", action="store_true",
+                        help="run the realistic-size computations on CUDA")
+    parser.add_argument("-k", default="", help="only names containing this")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
+    if args.realistic:
+        return realistic()
+    if not args.notebooks:
+        print(f"{'widget':34s} {'notebook':6s} {'n':>4s} {'median ms':>10s} {'p95 ms':>9s}")
+        for name, entry in sorted(load_widget_modules().items(), key=lambda kv: kv[1].notebook):
+            if args.k in name:
+                r = time_widget(entry, args.repeat)
+                print(f"{name:34s} {r['notebook']:6s} {r['n']:4d} {r['median_ms']:10.1f} "
+                      f"{r['p95_ms']:9.1f}" + (f"  ({r['messages']} bad-input messages)"
+                                                if r["messages"] else ""))
+    if not args.widgets:
+        print(f"\n{'notebook':34s} {'seconds':>8s}")
+        for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
+            if args.k in path.stem:
+                print(f"{path.stem:34s} {time_notebook(path):8.1f}", flush=True)
+    return 0
+
+
+def realistic() -> int:
+    import torch
+
+    if not torch.cuda.is_available():
+        print("No CUDA GPU here: the realistic-size benchmark needs one.")
+        return 1
+    try:
+        from course import realistic as suite
+    except ImportError:
+        print("The realistic-size suite (course/realistic.py) is not written yet.")
+        return 1
+    return suite.main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

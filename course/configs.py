@@ -1,0 +1,243 @@
+"""Model configs (read from real Hugging Face style `config.json` files) and GPU specs.
+
+`load_config` understands three families:
+
+* DeepSeek-V2/V3: Multi-head Latent Attention (`kv_lora_rank`, `q_lora_rank` may be null),
+  MoE with shared experts, the first `first_k_dense_replace` layers dense, group-limited
+  routing (`n_group`, `topk_group`), MTP depth (`num_nextn_predict_layers`).
+* Mixtral/Mistral: every FFN an MoE of `num_local_experts` experts, GQA attention.
+* Llama: dense, GQA when `num_key_value_heads < num_attention_heads`, MHA when equal.
+
+Glossary (the names follow DeepSeek's `ModelArgs` and the papers):
+  d / hidden_size   width of the residual stream
+  n_h / num_heads   attention heads; d_h = head_dim
+  d_c               kv_lora_rank, the width of MLA's compressed KV latent
+  d_h^R             qk_rope_head_dim, the decoupled RoPE key shared by all heads
+  N_r, N_s, K_r     n_routed_experts, n_shared_experts, experts_per_token
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+CONFIG_DIR = ASSETS / "configs"
+SHIPPED = ("deepseek-v3", "mixtral-8x7b", "llama-3-8b", "llama-3-70b", "llama-3.1-405b")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    family: str  # "deepseek", "mixtral" or "llama"
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    intermediate_size: int  # dense FFN width (DeepSeek: the first-k dense layers)
+    vocab_size: int
+    tie_word_embeddings: bool = False
+    # Multi-head Latent Attention (DeepSeek); kv_lora_rank == 0 means no MLA.
+    q_lora_rank: int | None = None
+    kv_lora_rank: int = 0
+    qk_nope_head_dim: int = 0
+    qk_rope_head_dim: int = 0
+    v_head_dim: int = 0
+    # Mixture of experts; n_routed_experts == 0 means a dense model.
+    n_routed_experts: int = 0
+    n_shared_experts: int = 0
+    experts_per_token: int = 0
+    moe_intermediate_size: int = 0
+    first_k_dense_replace: int = 0
+    n_group: int = 1
+    topk_group: int = 1
+    routed_scaling_factor: float = 1.0
+    scoring_func: str = "softmax"
+    mtp_depth: int = 0
+    max_position_embeddings: int = 0
+    rms_norm_eps: float = 1e-6
+    extra: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def attention_kind(self) -> str:
+        """"mla", "mha", "mqa" or "gqa"."""
+        if self.kv_lora_rank:
+            return "mla"
+        if self.num_kv_heads == self.num_heads:
+            return "mha"
+        return "mqa" if self.num_kv_heads == 1 else "gqa"
+
+    @property
+    def is_moe(self) -> bool:
+        return self.n_routed_experts > 0
+
+    @property
+    def n_dense_layers(self) -> int:
+        return self.num_layers - self.n_moe_layers
+
+    @property
+    def n_moe_layers(self) -> int:
+        return self.num_layers - self.first_k_dense_replace if self.is_moe else 0
+
+
+def _require(raw: dict, key: str):
+    if key not in raw or raw[key] is None:
+        raise ValueError(f"config is missing the required key {key!r}")
+    return raw[key]
+
+
+def _family(raw: dict) -> str:
+    kind = str(raw.get("model_type", "")).lower()
+    if "deepseek" in kind or "kv_lora_rank" in raw or "n_routed_experts" in raw:
+        return "deepseek"
+    if "mixtral" in kind or "num_local_experts" in raw:
+        return "mixtral"
+    return "llama"
+
+
+def _common(raw: dict, name: str, family: str) -> dict:
+    d = _require(raw, "hidden_size")
+    heads = _require(raw, "num_attention_heads")
+    if d % heads and raw.get("head_dim") is None:
+        raise ValueError(f"hidden_size {d} is not divisible by num_attention_heads {heads}")
+    return dict(
+        name=name,
+        family=family,
+        hidden_size=d,
+        num_layers=_require(raw, "num_hidden_layers"),
+        num_heads=heads,
+        num_kv_heads=raw.get("num_key_value_heads") or heads,
+        head_dim=raw.get("head_dim") or d // heads,
+        intermediate_size=_require(raw, "intermediate_size"),
+        vocab_size=_require(raw, "vocab_size"),
+        tie_word_embeddings=bool(raw.get("tie_word_embeddings", False)),
+        max_position_embeddings=raw.get("max_position_embeddings") or 0,
+        rms_norm_eps=raw.get("rms_norm_eps", 1e-6),
+    )
+
+
+def _deepseek(raw: dict) -> dict:
+    fields = dict(
+        # The paper's d_h (per-head dimension) is qk_nope_head_dim, not hidden/heads.
+        head_dim=_require(raw, "qk_nope_head_dim"),
+        q_lora_rank=raw.get("q_lora_rank"),
+        kv_lora_rank=_require(raw, "kv_lora_rank"),
+        qk_nope_head_dim=_require(raw, "qk_nope_head_dim"),
+        qk_rope_head_dim=_require(raw, "qk_rope_head_dim"),
+        v_head_dim=_require(raw, "v_head_dim"),
+        mtp_depth=raw.get("num_nextn_predict_layers", 0) or 0,
+    )
+    if raw.get("n_routed_experts"):
+        fields.update(
+            n_routed_experts=raw["n_routed_experts"],
+            n_shared_experts=raw.get("n_shared_experts") or 0,
+            experts_per_token=_require(raw, "num_experts_per_tok"),
+            moe_intermediate_size=_require(raw, "moe_intermediate_size"),
+            first_k_dense_replace=raw.get("first_k_dense_replace", 0) or 0,
+            n_group=raw.get("n_group") or 1,
+            topk_group=raw.get("topk_group") or 1,
+            routed_scaling_factor=float(raw.get("routed_scaling_factor", 1.0)),
+            scoring_func=raw.get("scoring_func", "softmax"),
+        )
+    return fields
+
+
+def _mixtral(raw: dict) -> dict:
+    return dict(
+        n_routed_experts=_require(raw, "num_local_experts"),
+        experts_per_token=_require(raw, "num_experts_per_tok"),
+        moe_intermediate_size=_require(raw, "intermediate_size"),
+        scoring_func="softmax",
+    )
+
+
+def config_path(name: str) -> Path:
+    return CONFIG_DIR / f"{name}.json"
+
+
+def load_config(source) -> ModelConfig:
+    """Read a model config from a shipped name, a path to a `config.json`, or a dict.
+
+    >>> load_config("deepseek-v3").attention_kind
+    'mla'
+    """
+    if isinstance(source, ModelConfig):
+        return source
+    if isinstance(source, dict):
+        raw, name = source, source.get("name", source.get("model_type", "custom"))
+    else:
+        path = config_path(str(source)) if str(source) in SHIPPED else Path(source)
+        if not path.exists():
+            raise ValueError(
+                f"No config {source!r}: give a path or one of {', '.join(SHIPPED)}."
+            )
+        raw, name = json.loads(path.read_text()), path.stem
+    family = _family(raw)
+    fields = _common(raw, name, family)
+    if family == "deepseek":
+        fields.update(_deepseek(raw))
+    elif family == "mixtral":
+        fields.update(_mixtral(raw))
+    known = set(ModelConfig.__dataclass_fields__)
+    extra = {k: v for k, v in raw.items() if k not in known}
+    return ModelConfig(**fields, extra=extra)
+
+
+# ---------------------------------------------------------------------------------------
+# GPUs. Tensor-core peaks are *dense*; NVIDIA's product pages headline the 2:4-sparsity
+# figures (exactly 2x dense), which no LLM training run uses.
+
+
+@dataclass(frozen=True)
+class GPUSpec:
+    name: str
+    bf16_dense_tflops: float
+    fp8_dense_tflops: float | None  # None: no FP8 tensor cores
+    memory_gb: float  # HBM, decimal GB as in datasheets
+    hbm_tb_s: float  # HBM bandwidth, TB/s
+    nvlink_gb_s: float  # NVLink bandwidth per GPU, GB/s (bidirectional total)
+    network_gb_s: float  # inter-node network per GPU, GB/s (one 400 Gb/s NIC = 50 GB/s)
+    source: str
+
+    @property
+    def bf16_sparse_tflops(self) -> float:
+        return 2 * self.bf16_dense_tflops
+
+    @property
+    def fp8_sparse_tflops(self) -> float | None:
+        return None if self.fp8_dense_tflops is None else 2 * self.fp8_dense_tflops
+
+    def peak_tflops(self, precision: str = "bf16") -> float:
+        peak = {"bf16": self.bf16_dense_tflops, "fp8": self.fp8_dense_tflops}.get(precision)
+        if peak is None:
+            raise ValueError(f"{self.name} has no dense {precision} tensor-core peak.")
+        return peak
+
+
+GPUS: dict[str, GPUSpec] = {
+    # NVIDIA H100 Tensor Core GPU Architecture whitepaper, Table 1 (SXM5):
+    # BF16 989.4 dense / 1978.9 sparse; FP8 1978.9 / 3957.8; HBM3 80 GB, 3.35 TB/s.
+    "H100 SXM": GPUSpec("H100 SXM", 989.4, 1978.9, 80, 3.35, 900, 50,
+                        "NVIDIA H100 whitepaper, Table 1; H100 datasheet"),
+    # Export variant of the H100 SXM: same GH100 tensor cores, NVLink cut to 400 GB/s
+    # (third-party sources; no NVIDIA datasheet, see FACTS.md section 6). DeepSeek-V3
+    # measured 160 GB/s effective NVLink and 50 GB/s InfiniBand per GPU (report 3.2.2).
+    "H800": GPUSpec("H800", 989.4, 1978.9, 80, 3.35, 400, 50,
+                    "same compute as H100 SXM (third-party); DeepSeek-V3 report 3.2.2"),
+    # NVIDIA H200 datasheet: same tensor cores as H100 SXM, 141 GB HBM3e at 4.8 TB/s.
+    "H200": GPUSpec("H200", 989.4, 1978.9, 141, 4.8, 900, 50, "NVIDIA H200 datasheet"),
+    # NVIDIA A100 datasheet (SXM 80 GB): BF16 312 dense (624 sparse); no FP8 tensor cores.
+    "A100": GPUSpec("A100", 312.0, None, 80, 2.039, 600, 25, "NVIDIA A100 datasheet"),
+}
+
+# DeepSeek-V3 report 3.2.2: effective bandwidths seen by its all-to-all kernels.
+DEEPSEEK_NVLINK_GB_S = 160.0
+DEEPSEEK_IB_GB_S = 50.0
+
+
+def gpu(name: str) -> GPUSpec:
+    if name not in GPUS:
+        raise ValueError(f"Unknown GPU {name!r}; known: {', '.join(GPUS)}.")
+    return GPUS[name]

@@ -1,0 +1,52 @@
+"""Figure builders: data in, a plotly figure out. One look for the whole course.
+
+Shared pieces live here (the template, colours, `figure()`); each idea's builders live in
+`course/plots/<idea>.py` and import from here. Builders compute nothing a test needs:
+every number they draw comes from `course/<idea>.py`.
+"""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import plotly.io as pio
+
+#: One colour per role, used consistently across notebooks.
+COLORS = {
+    "primary": "#2b6cb0",
+    "secondary": "#dd6b20",
+    "good": "#2f855a",
+    "bad": "#c53030",
+    "neutral": "#718096",
+    "accent": "#6b46c1",
+}
+#: A qualitative sequence for categories (experts, devices, schedules...).
+SEQUENCE = ["#2b6cb0", "#dd6b20", "#2f855a", "#c53030", "#6b46c1", "#b7791f", "#319795",
+            "#d53f8c", "#4a5568", "#38a169"]
+
+pio.templates["course"] = go.layout.Template(
+    layout=dict(
+        font=dict(family="Inter, Helvetica, Arial, sans-serif", size=13, color="#1a202c"),
+        title=dict(font=dict(size=16), x=0.02, xanchor="left"),
+        colorway=SEQUENCE,
+        plot_bgcolor="white",
+        paper_bgcolor="white",
+        xaxis=dict(showgrid=True, gridcolor="#edf2f7", zeroline=False, linecolor="#a0aec0"),
+        yaxis=dict(showgrid=True, gridcolor="#edf2f7", zeroline=False, linecolor="#a0aec0"),
+        legend=dict(bgcolor="rgba(255,255,255,0.8)"),
+        margin=dict(l=60, r=20, t=50, b=50),
+        hoverlabel=dict(font_size=12),
+    )
+)
+TEMPLATE = "plotly_white+course"
+
+WIDTH, HEIGHT = 720, 400
+
+
+def figure(title: str = "", x_title: str = "", y_title: str = "", height: int = HEIGHT,
+           width: int | None = WIDTH, **layout) -> go.Figure:
+    """An empty figure in the course's look. Axis titles should carry units."""
+    fig = go.Figure()
+    fig.update_layout(template=TEMPLATE, title=title, height=height, width=width, **layout)
+    fig.update_xaxes(title_text=x_title)
+    fig.update_yaxes(title_text=y_title)
+    return fig
