@@ -12,8 +12,8 @@ from course import device
 PRESETS: dict[str, dict[str, dict]] = {
     # 01 · one transformer block timed at DeepSeek-V3 width (7168, 128 heads).
     "block": {
-        "toy": dict(d_model=128, n_heads=4, seq_len=256, batch=2),
-        "realistic": dict(d_model=7168, n_heads=128, seq_len=4096, batch=1),
+        "toy": dict(d_model=128, n_heads=4, d_ff=344, seq_len=256, batch=2),
+        "realistic": dict(d_model=7168, n_heads=128, d_ff=18432, seq_len=4096, batch=1),
     },
     # 01, 08-12, 14 · the course's one tiny language model (course.model).
     "tiny_lm": {

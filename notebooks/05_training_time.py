@@ -1,0 +1,288 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 · How long does training take?
+#
+# > **You will** count the FLOPs of a training run from a model's config, turn them into
+# > days and dollars, rebuild DeepSeek-V3's published bill, and measure MFU on your own
+# > machine.
+# > **Before this:** [03 · How many GB do I need?](03_memory.ipynb) (active parameters).
+# > **Time:** about 20 minutes.
+
+# %%
+from course import checks, compute, device
+from course.configs import gpu
+from course.memory import param_count
+from course.plots import compute as plots
+from course.presets import preset
+from course.units import fmt_count, fmt_seconds
+
+print(device.describe())
+
+# %% [markdown]
+# ## 1. Counting FLOPs: 6 · N · D, plus attention
+#
+# A matmul with a weight matrix costs **2 FLOPs per weight per token** (one multiply,
+# one add). Training runs the forward pass once and the backward pass, which costs about
+# twice as much (gradients for the inputs *and* for the weights). So each token costs
+# about **6 · N** FLOPs, where N counts the weights that token actually multiplies by.
+# For a mixture of experts that is the **active** parameters: the token only visits its
+# 8 routed experts and the shared one.
+#
+# Attention adds one more term the 6 · N rule misses: comparing each query with the keys
+# before it. We count both, and leave out the input embedding (a table lookup, not a
+# matmul) and the small MTP module.
+
+# %%
+v3 = compute.DEEPSEEK_V3
+per_token = compute.training_flops_per_token("deepseek-v3", seq_len=v3["seq_len"])
+print(f"matmul weights per token: {fmt_count(per_token.matmul_params, 'params')}")
+print(f"6·N part:  {per_token.matmul / 1e9:6.1f} GFLOPs per token")
+print(f"attention: {per_token.attention / 1e9:6.1f} GFLOPs per token")
+checks.check_close("training GFLOPs per token, vs ISCA '25's ~250",
+                   per_token.total / 1e9, 250.0, rtol=0.02)
+
+# %% [markdown]
+# DeepSeek's "37 B active" counts the input embedding too (FACTS.md §1.3); the matmuls
+# only see 36.6 B of them. The difference is 2.5% of the bill:
+
+# %%
+active = param_count("deepseek-v3").active
+checks.check_close("active params (with embedding), billions", active / 1e9, 37.55, rtol=1e-3)
+assert per_token.matmul_params < active
+
+# %% [markdown]
+# ## 2. From FLOPs to days
+#
+# A GPU has a **peak** throughput (H800: 989.4 dense BF16 TFLOP/s, 1,978.9 dense FP8).
+# No real training job reaches it: data movement, communication and idle pipeline stages
+# eat some of it. The fraction that does useful model FLOPs is the **MFU** (model FLOPs
+# utilisation):
+#
+# $$\text{time} = \frac{\text{FLOPs}}{\text{GPUs} \times \text{peak} \times \text{MFU}}$$
+
+# %%
+total_flops = per_token.total * v3["tokens"]
+guess = compute.estimate(37e9, v3["tokens"], "H800", 2048, "bf16", mfu=0.40,
+                         flops_per_token=per_token.total)
+print(f"{total_flops:.2e} FLOPs -> {guess.days:.0f} days, "
+      f"{fmt_count(guess.gpu_hours)} GPU-hours, ${fmt_count(guess.dollars)} at 40% MFU")
+assert 40 < guess.days < 70
+
+# %% [markdown]
+# ## 3. DeepSeek-V3's bill, rebuilt
+#
+# The report gives the bill, not the MFU: **2.664 M H800 GPU-hours** for pre-training on
+# 14.8 T tokens (2.788 M with context extension and post-training, $5.576 M at $2 per
+# GPU-hour). Work backwards: how many FLOP/s did each GPU actually deliver?
+
+# %%
+achieved = compute.achieved_tflops(total_flops, v3["pretrain_gpu_hours"])
+h800 = gpu("H800")
+mfu_bf16 = achieved / h800.peak_tflops("bf16")
+mfu_fp8 = achieved / h800.peak_tflops("fp8")
+print(f"achieved {achieved:.0f} TFLOP/s per GPU: {mfu_bf16:.1%} of dense BF16, "
+      f"{mfu_fp8:.1%} of dense FP8")
+checks.check_close("achieved TFLOP/s per H800 (ISCA '25 route)", achieved, 386, rtol=0.01)
+
+# %% [markdown]
+# Most of the heavy matmuls ran in FP8, so the honest peak lies between the two: DeepSeek
+# used somewhere between a fifth and two fifths of what the chips could do. The 6·N·D
+# rule alone (37 B × 14.8 T) gives 343 TFLOP/s, 35% and 17%.
+#
+# The report's other numbers follow from the same arithmetic:
+
+# %%
+per_trillion_days = v3["gpu_hours_per_trillion"] / v3["n_gpus"] / 24
+run_days = v3["pretrain_gpu_hours"] / v3["n_gpus"] / 24
+checks.check_close("days per trillion tokens on 2048 GPUs", per_trillion_days, 3.7, rtol=0.02)
+checks.check_close("GPU-hours per trillion x 14.8 T", v3["gpu_hours_per_trillion"] * 14.8,
+                   v3["pretrain_gpu_hours"])
+checks.check_close("pre-training days (< two months)", run_days, 54.2, rtol=0.01)
+checks.check_close("the whole bill in $", v3["total_gpu_hours"] * v3["price_per_hour"],
+                   v3["dollars"])
+
+# %% [markdown]
+# **Llama 3.1 405B for contrast.** A dense model: every token visits all 405 B weights.
+
+# %%
+llama = compute.LLAMA_31_405B
+llama_flops = compute.training_flops("llama-3.1-405b", llama["tokens"],
+                                     include_attention=False)
+checks.check_close("Llama 3.1 405B FLOPs (6·N·D)", llama_flops, llama["flops"], rtol=0.01)
+llama_tflops = compute.achieved_tflops(llama["flops"], llama["total_gpu_hours"])
+ratio_hours = llama["total_gpu_hours"] / v3["total_gpu_hours"]
+ratio_flops = llama["flops"] / total_flops
+print(f"Llama: {llama_tflops:.0f} TFLOP/s per H100 ({llama_tflops / 989.4:.0%} of BF16)")
+print(f"GPU-hours ratio {ratio_hours:.1f}x, FLOPs ratio {ratio_flops:.1f}x")
+assert ratio_flops > 0.8 * ratio_hours  # most of the gap is FLOPs, not utilisation
+
+# %% [markdown]
+# So DeepSeek-V3 was ~11× cheaper mainly because each token did ~10× fewer FLOPs
+# (37 B active instead of 405 B), not because its GPUs ran faster. Llama's GPU-hours
+# are the card's total and its MFU here ignores attention, so its bar is a lower bound.
+
+# %%
+fig = plots.mfu_bars(["DeepSeek-V3 vs BF16", "DeepSeek-V3 vs FP8", "Llama 405B vs BF16"],
+                     [achieved, achieved, llama_tflops],
+                     [h800.peak_tflops("bf16"), h800.peak_tflops("fp8"), 989.4])
+fig.show()
+
+# %% [markdown]
+# > **Check the claim: "the H800 does 1,516 TFLOPs, 24% less than the H100's 1,979."**
+# > 1,979 is the H100's BF16 figure **with 2:4 sparsity**, which LLM training does not
+# > use; dense is 989.4. The H800 is the same chip with NVLink cut to 400 GB/s: its dense
+# > tensor compute equals the H100 SXM's (FACTS.md §6, third-party sources).
+
+# %%
+h100 = gpu("H100 SXM")
+print(f"H100 BF16: {h100.bf16_dense_tflops} dense, {h100.bf16_sparse_tflops:.1f} sparse")
+print(f"H800 BF16: {h800.bf16_dense_tflops} dense; NVLink {h800.nvlink_gb_s:.0f} vs "
+      f"{h100.nvlink_gb_s:.0f} GB/s")
+assert h800.bf16_dense_tflops == h100.bf16_dense_tflops
+checks.check_close("the claimed gap", 1 - 1516 / 1979, 0.234, rtol=0.01)
+
+# %% [markdown]
+# > **Check the claim: "on 64 GPUs it would take 33 years."** The reported GPU-hours on
+# > 64 GPUs give under five years. Which assumption makes 33 years? Counting **all 671 B**
+# > parameters in every token, at about 90% of the dense peak, does it.
+
+# %%
+years_64 = v3["pretrain_gpu_hours"] / 64 / 24 / 365.25
+checks.check_close("reported GPU-hours on 64 GPUs, years", years_64, 4.75, rtol=0.01)
+flops_all = 6 * param_count("deepseek-v3").total * v3["tokens"]
+need = compute.throughput_for(flops_all, 64, 33 * compute.SECONDS_PER_YEAR)
+print(f"33 years needs {need:.0f} TFLOP/s per GPU with 6 x 671 B x 14.8 T FLOPs "
+      f"({need / 989.4:.0%} of dense BF16)")
+assert 0.85 < need / 989.4 < 0.95
+
+# %% [markdown]
+# So the 33 years forgets that only ~5.6% of the weights work on each token. (64 GPUs
+# also could not hold the training state: see notebook 03.)
+#
+# > **Check the claim: "DeepSeek trained V3 for $5.6 M."** $5.576 M is 2.788 M GPU-hours
+# > times an assumed rental price of $2. The report itself says it excludes the research
+# > and ablation runs before it; it also leaves out buying the 2,048 GPUs, data and staff.
+
+# %%
+print(f"pre-training ${v3['pretrain_gpu_hours'] * 2 / 1e6:.3f} M + context extension "
+      f"${v3['context_gpu_hours'] * 2 / 1e6:.3f} M + post-training "
+      f"${v3['post_gpu_hours'] * 2 / 1e6:.3f} M")
+checks.check_close("sum of stages, M GPU-hours", (v3["pretrain_gpu_hours"]
+                   + v3["context_gpu_hours"] + v3["post_gpu_hours"]) / 1e6, 2.788)
+
+# %% [markdown]
+# ## 4. MFU on your own machine
+#
+# Time one big square matmul (the best case: pure multiply-adds) and call it this
+# machine's peak. Then time a real training step of a small MLP, count its FLOPs by hand,
+# and divide. On a GPU at realistic size we also compare with the datasheet peak.
+
+# %%
+import torch
+
+sizes = preset("matmul")
+dev = device.device()
+dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
+peak = compute.measure_matmul_tflops(sizes["n"], dtype=dtype, device=dev)
+step = compute.measure_mlp_step(sizes["d_model"], sizes["d_ff"], sizes["n_layers"],
+                                sizes["tokens"], peak, dtype=dtype, device=dev)
+print(f"matmul {sizes['n']}^3: {peak * 1e3:.1f} GFLOP/s; training step "
+      f"{fmt_seconds(step.seconds)}, {step.tflops * 1e3:.1f} GFLOP/s -> MFU {step.mfu:.0%}")
+sheet = compute.datasheet_gpu(device.gpu_name())
+if sheet:
+    print(f"vs {sheet} datasheet BF16: {peak / gpu(sheet).bf16_dense_tflops:.0%}")
+assert 0 < step.mfu and step.flops == compute.mlp_step_flops(
+    sizes["d_model"], sizes["d_ff"], sizes["n_layers"], sizes["tokens"])
+
+# %%
+fig = plots.mfu_bars(["your matmul", "your training step"], [peak, step.tflops],
+                     [peak, peak], title="Your machine: TFLOP/s vs its own matmul peak")
+fig.show()
+
+# %% [markdown]
+# The step loses to the bare matmul because of the GELU, the residual adds, the optimizer
+# and smaller matrices: the same kinds of losses that keep a 2,048-GPU run near 40%.
+#
+# ## 5. Try it yourself
+#
+# Pick a model size, a token budget and a cluster. The line shows days against GPU count
+# at your settings; the dots are the two published runs.
+#
+# * At 37 B active, 14.8 T tokens and 39% MFU, how many H800s make 54 days?
+# * Set the Llama numbers (405 B, 15.6 T, H100 SXM). What MFU puts the line on its dot?
+# * Switch to FP8 on an A100. What does the widget say, and why?
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from course.widgets.compute import training_bill
+
+live = training_bill()
+live
+
+# %%
+before = live.result["estimate"].days
+live.controls["n_gpus"].value = 4096
+assert live.result["estimate"].days < before
+
+# %% [markdown]
+# ## Exercises
+#
+# **1.** Write `days_on(gpu_hours, n_gpus)`: wall-clock days for a job of `gpu_hours`
+# spread over `n_gpus`.
+
+# %%
+def days_on(gpu_hours, n_gpus):
+    raise NotImplementedError  # your code here
+
+
+days_on = checks.check_exercise(
+    "days_on", days_on, lambda h, n: h / n / 24,
+    cases=[(2.664e6, 2048), (180e3, 2048), (30.84e6, 16384)],
+    hint="GPU-hours / GPUs = hours of wall clock; divide by 24.")
+
+# %% [markdown]
+# **2.** Write `mfu(flops, gpu_hours, peak_tflops)`: the utilisation a run must have had.
+
+# %%
+def mfu(flops, gpu_hours, peak_tflops):
+    raise NotImplementedError  # your code here
+
+
+mfu = checks.check_exercise(
+    "mfu", mfu, compute.implied_mfu,
+    cases=[(3.29e24, 2.664e6, 989.4), (3.8e25, 30.84e6, 989.4)],
+    hint="FLOPs / (GPU-hours x 3600 s) is FLOP/s per GPU; compare with peak x 1e12.")
+
+# %% [markdown]
+# **3.** At DeepSeek-V3's MFU, how many days would its pre-training take on 16,384 H800s
+# (Llama's cluster size)? Replace `...` with a number.
+
+# %%
+answer = ...
+checks.check_answer("V3 on 16,384 GPUs, days", answer,
+                    days_on(v3["pretrain_gpu_hours"], 16384),
+                    hint="Same GPU-hours, 8x the GPUs.", rtol=0.02)
+
+# %% [markdown]
+# ## Summary
+#
+# * Training costs about 6 FLOPs per active weight per token, plus attention:
+#   ~250 GFLOPs per token for DeepSeek-V3, ~2,450 for Llama 3.1 405B.
+# * Time = FLOPs / (GPUs × peak × MFU). DeepSeek-V3's bill implies ~386 TFLOP/s per H800:
+#   39% of dense BF16, 20% of dense FP8.
+# * The ~11× cost gap to Llama 3.1 405B is mostly fewer FLOPs per token (MoE), not faster GPUs.
+#
+# **Next:** [06 · Communication](06_communication.ipynb): what thousands of GPUs must say
+# to each other, and how long that takes.

@@ -1,0 +1,136 @@
+"""Notebook 05's calculators against FACTS.md sections 6 and 8 and independent counts."""
+
+import math
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from course import compute
+from course.configs import gpu, load_config
+
+V3 = compute.DEEPSEEK_V3
+
+
+def test_matmul_params_match_facts_active_count_without_embedding():
+    # FACTS.md 1.3: 36,625,618,432 active without the embedding; that figure also holds
+    # 61*(2*7168 + 1536 + 512) norm weights + 7168 final norm + 58*256 gate biases.
+    norms_and_biases = 61 * (2 * 7168 + 1536 + 512) + 7168 + 58 * 256
+    assert compute.matmul_params_per_token("deepseek-v3") == 36_625_618_432 - norms_and_biases
+
+
+def test_mixtral_matmul_params_match_closed_form():
+    # FACTS.md 9: active 12,879,925,248 with embedding and norms; remove both.
+    cfg = load_config("mixtral-8x7b")
+    norms = 32 * 2 * 4096 + 4096
+    expected = 12_879_925_248 - 32000 * 4096 - norms
+    assert compute.matmul_params_per_token(cfg) == expected
+
+
+@pytest.mark.parametrize("name", ["deepseek-v3", "llama-3.1-405b"])
+def test_flops_per_token_match_isca25(name):
+    got = compute.training_flops_per_token(name, seq_len=4096).total / 1e9
+    assert got == pytest.approx(compute.ISCA25_GFLOPS_PER_TOKEN[name], rel=0.02)
+
+
+def test_attention_term_closed_form():
+    cfg = load_config("llama-3-8b")  # 32 layers, 32 heads, head_dim 128
+    assert compute.attention_flops_per_token(cfg, 2048) == 2 * 32 * 256 * 1024 * 32
+    with pytest.raises(ValueError):
+        compute.attention_flops_per_token(cfg, 0)
+
+
+def test_deepseek_implied_mfu():
+    flops_6nd = 6 * 37e9 * V3["tokens"]  # FACTS.md 6 sanity check: ~343 TFLOP/s, 35% / 17%
+    assert compute.achieved_tflops(flops_6nd, V3["pretrain_gpu_hours"]) == pytest.approx(343, abs=1)
+    assert compute.implied_mfu(flops_6nd, V3["pretrain_gpu_hours"], 989.4) == pytest.approx(
+        0.347, abs=0.002)
+    flops = compute.training_flops("deepseek-v3", V3["tokens"])  # ISCA25 route: ~386 TFLOP/s
+    assert compute.achieved_tflops(flops, V3["pretrain_gpu_hours"]) == pytest.approx(386, rel=0.01)
+    assert compute.implied_mfu(flops, V3["pretrain_gpu_hours"], 1978.9) == pytest.approx(
+        0.195, abs=0.002)
+
+
+def test_days_per_trillion_and_cost():
+    per_t = compute.Estimate(1.0, V3["gpu_hours_per_trillion"] * 3600 / V3["n_gpus"],
+                             V3["n_gpus"], V3["price_per_hour"])
+    assert per_t.days == pytest.approx(3.66, abs=0.01)
+    whole = compute.Estimate(1.0, V3["total_gpu_hours"] * 3600 / 2048, 2048, 2.0)
+    assert whole.dollars == pytest.approx(5.576e6)
+    assert V3["gpu_hours_per_trillion"] * 14.8 == pytest.approx(V3["pretrain_gpu_hours"])
+
+
+def test_estimate_round_trip_reproduces_gpu_hours():
+    flops_per_token = compute.training_flops_per_token("deepseek-v3").total
+    mfu = compute.implied_mfu(flops_per_token * V3["tokens"], V3["pretrain_gpu_hours"], 989.4)
+    est = compute.estimate(37e9, V3["tokens"], "H800", 2048, "bf16", mfu, 2.0,
+                           flops_per_token=flops_per_token)
+    assert est.gpu_hours == pytest.approx(V3["pretrain_gpu_hours"])
+    assert est.days == pytest.approx(54.2, abs=0.1)  # "less than two months"
+
+
+def test_llama_405b_flops_and_gpu_hours_ratio():
+    flops = compute.training_flops("llama-3.1-405b", 15.6e12, include_attention=False)
+    assert flops == pytest.approx(compute.LLAMA_31_405B["flops"], rel=0.01)
+    assert compute.LLAMA_31_405B["total_gpu_hours"] / V3["total_gpu_hours"] == pytest.approx(
+        11.06, abs=0.01)
+
+
+def test_time_scales_inversely_with_gpus_and_mfu():
+    a = compute.estimate(37e9, 1e12, n_gpus=100, mfu=0.4)
+    b = compute.estimate(37e9, 1e12, n_gpus=200, mfu=0.2)
+    assert a.seconds == pytest.approx(b.seconds)
+    c = compute.estimate(37e9, 1e12, precision="fp8", mfu=0.4, n_gpus=100)
+    assert c.seconds == pytest.approx(a.seconds / 2, rel=1e-4)  # 1978.9 vs 2 x 989.4
+
+
+@pytest.mark.parametrize("kw, msg", [(dict(mfu=0), "MFU"), (dict(mfu=1.5), "MFU"),
+                                     (dict(n_gpus=0), "GPU"), (dict(price_per_hour=-1), "price"),
+                                     (dict(gpu_name="A100", precision="fp8"), "fp8"),
+                                     (dict(gpu_name="B300"), "Unknown GPU")])
+def test_bad_input_raises_value_error(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        compute.estimate(37e9, 1e12, **kw)
+
+
+def test_h800_claim_is_sparsity():
+    h800, h100 = gpu("H800"), gpu("H100 SXM")
+    assert h800.bf16_dense_tflops == h100.bf16_dense_tflops
+    assert h100.bf16_sparse_tflops == pytest.approx(1978.8, abs=0.1)
+    assert 1 - 1516 / 1979 == pytest.approx(0.234, abs=0.001)
+
+
+def test_mlp_step_flops_match_torch_flop_counter():
+    d, f, layers, tokens = 32, 64, 3, 16
+    blocks = compute.mlp_layers(d, f, layers)
+    opt = torch.optim.SGD(blocks.parameters(), lr=0.1)
+    with FlopCounterMode(display=False) as counter:
+        compute._mlp_step(blocks, torch.randn(tokens, d), opt)
+    assert counter.get_total_flops() == compute.mlp_step_flops(d, f, layers, tokens)
+
+
+def test_measured_matmul_and_step_are_sane():
+    peak = compute.measure_matmul_tflops(128, repeats=3)
+    assert peak > 1e-4 and math.isfinite(peak)
+    step = compute.measure_mlp_step(64, 128, 1, 64, peak, repeats=2)
+    assert step.flops == compute.mlp_step_flops(64, 128, 1, 64)
+    assert 0 < step.mfu < 5  # noisy shared CPU: only the order of magnitude is meaningful
+
+
+def test_datasheet_gpu_names():
+    assert compute.datasheet_gpu("NVIDIA H100 80GB HBM3") == "H100 SXM"
+    assert compute.datasheet_gpu("NVIDIA H200") == "H200"
+    assert compute.datasheet_gpu(None) is None
+
+
+def test_widget_updates_and_reports_errors():
+    from course.widgets.compute import training_bill
+
+    live = training_bill()
+    before = list(live.fig.data[0].y)
+    live.apply(n_gpus=64)
+    assert live.result["estimate"].n_gpus == 64
+    live.apply(mfu=0.2)
+    assert list(live.fig.data[0].y) != before
+    live.apply(gpu_name="A100", precision="fp8")
+    assert live.error and "fp8" in live.error
