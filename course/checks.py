@@ -32,13 +32,12 @@ def close(got: Any, expected: Any, rtol: float = 1e-6, atol: float = 0.0) -> boo
 
 
 def check_close(claim: str, got: Any, expected: Any, rtol: float = 1e-6,
-                atol: float = 0.0) -> Any:
+                atol: float = 0.0) -> None:
     """Assert a claim made in the text: print a tick, or raise AssertionError saying why."""
     if not close(got, expected, rtol, atol):
         raise AssertionError(f"{claim}: got {got!r}, expected {expected!r} (rtol={rtol})")
     shown = f"{got:.6g}" if isinstance(got, (int, float)) and not isinstance(got, bool) else got
     print(f"✓ {claim}: {shown}")
-    return got
 
 
 def check_exercise(name: str, yours: Callable, reference: Callable,
