@@ -13,7 +13,9 @@ training loop is `course.train.train_lm`.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -232,3 +234,27 @@ def _pick(logits: torch.Tensor, temperature: float, generator) -> torch.Tensor:
         return logits.argmax(-1, keepdim=True)
     probs = (logits / temperature).softmax(-1)
     return torch.multinomial(probs, 1, generator=generator)
+
+
+def save(model: TinyLM, folder) -> Path:
+    """Save the weights and the config to `folder` (created if needed)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), folder / "weights.pt")
+    (folder / "config.json").write_text(json.dumps(model.cfg.to_dict(), indent=1))
+    return folder
+
+
+def load(folder, cfg: TinyConfig | None = None) -> TinyLM:
+    """Load a model saved by `save`. With `cfg`, refuse a checkpoint of another config."""
+    folder = Path(folder)
+    if not (folder / "config.json").exists():
+        raise ValueError(f"No saved model in {folder}: train one and call save() first.")
+    saved = TinyConfig(**json.loads((folder / "config.json").read_text()))
+    if cfg is not None and cfg.to_dict() != saved.to_dict():
+        diff = [k for k, v in cfg.to_dict().items() if saved.to_dict().get(k) != v]
+        raise ValueError(f"The checkpoint in {folder} was trained with a different config "
+                         f"({', '.join(diff)} differ).")
+    model = TinyLM(saved)
+    model.load_state_dict(torch.load(folder / "weights.pt", weights_only=True))
+    return model
