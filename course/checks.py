@@ -82,6 +82,35 @@ def check_answer(name: str, yours: Any, expected: Any, hint: str = "", rtol: flo
     return False
 
 
+def exercise(name: str, yours: Callable) -> Callable:
+    """Check a function exercise from the registry (`course.exercises`); returns the
+    function later cells should use."""
+    from course import exercises
+
+    ex = exercises.get(name)
+    return check_exercise(name, yours, ex.reference, ex.cases(), ex.hint, ex.rtol, ex.atol)
+
+
+def answer(name: str, yours: Any) -> bool:
+    """Check a value exercise (something to compute or predict) from the registry."""
+    from course import exercises
+
+    ex = exercises.get(name)
+    return check_answer(name, yours, ex.expected(), ex.hint, ex.rtol, ex.atol)
+
+
+def solution(name: str) -> str:
+    """The reference solution of an exercise, as text (only when the learner asks)."""
+    import inspect
+
+    from course import exercises
+
+    ex = exercises.get(name)
+    if ex.is_function:
+        return inspect.getsource(ex.reference)
+    return f"{name}: {ex.expected()!r}"
+
+
 def _fail(name: str, hint: str, reference: Callable) -> Callable:
     if hint:
         print(f"  Hint: {hint}")
@@ -91,6 +120,10 @@ def _fail(name: str, hint: str, reference: Callable) -> Callable:
 
 def _record(name: str, status: str, fn):
     results[name] = status
+    if status == "passed":
+        from course import progress
+
+        progress.record(name, name.split(".")[0] if "." in name else "")
     return fn
 
 

@@ -100,6 +100,10 @@ print(f"after ten gradient steps: loss {live.result['loss']:.3f}")
 # %% [markdown]
 # ## 4. Exercises
 #
+# Each exercise is checked by `course.checks`. Leave the stub as it is and the notebook
+# still runs (it uses the reference); write your answer and run the cell again.
+# Stuck? `print(checks.solution("00.mean_squared_error"))` reveals a solution.
+#
 # **Exercise 1.** Write the loss: the mean of the squared differences between the
 # line's predictions and the points.
 
@@ -109,11 +113,7 @@ def my_loss(w, b, x, y):
     raise NotImplementedError
 
 
-my_loss = checks.check_exercise(
-    "mean squared error", my_loss,
-    lambda w, b, x, y: float(((w * x + b - y) ** 2).mean()),
-    cases=[(0.0, 0.0, pts.x, pts.y), (2.0, 1.0, pts.x, pts.y), (-1.0, 3.0, pts.x, pts.y)],
-    hint="np.mean((w * x + b - y) ** 2)")
+my_loss = checks.exercise("00.mean_squared_error", my_loss)
 
 # %% [markdown]
 # **Exercise 2.** At `w = 0, b = 0` the line is flat and below most points. Should
@@ -121,9 +121,20 @@ my_loss = checks.check_exercise(
 
 # %%
 answer = None  # "up" or "down"
-g_b = turntable.gradient(0.0, 0.0, pts)[1]
-checks.check_answer("which way to turn b", answer, "up" if g_b < 0 else "down",
-                    hint="the gradient points uphill; we step against it")
+checks.answer("00.which_way_b", answer)
+
+# %% [markdown]
+# ## 5. Your progress
+#
+# Exercises you pass are remembered in a small file on this machine
+# (`~/.course_progress.json`), so this table survives a restart.
+
+# %%
+from course import exercises, progress
+
+rows = progress.table({n: e.notebook for n, e in exercises.all_exercises().items()})
+for nb, passed, total in rows:
+    print(f"notebook {nb}: {passed}/{total} exercises passed")
 
 # %% [markdown]
 # ## Summary

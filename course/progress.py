@@ -1,0 +1,53 @@
+"""Which exercises a learner has passed, kept in a small local JSON file so progress
+survives a kernel restart. `course.checks` records every passed exercise here.
+
+The file is `~/.course_progress.json`, or the path in `COURSE_PROGRESS_FILE`.
+Nothing is sent anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+
+def progress_file() -> Path:
+    return Path(os.environ.get("COURSE_PROGRESS_FILE", Path.home() / ".course_progress.json"))
+
+
+def load() -> dict[str, dict]:
+    """name -> {"notebook": "08", "passed_at": "2026-11-28 13:05"} for every passed exercise."""
+    path = progress_file()
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def record(name: str, notebook: str = "") -> None:
+    """Remember that exercise `name` was passed (an unwritable file is silently skipped)."""
+    done = load()
+    if name in done:
+        return
+    done[name] = {"notebook": notebook, "passed_at": time.strftime("%Y-%m-%d %H:%M")}
+    try:
+        progress_file().write_text(json.dumps(done, indent=1, sort_keys=True))
+    except OSError:
+        pass
+
+
+def reset() -> None:
+    progress_file().unlink(missing_ok=True)
+
+
+def table(exercises: dict[str, str]) -> list[tuple[str, int, int]]:
+    """Rows (notebook, passed, total) given exercise name -> notebook for the whole course."""
+    done = load()
+    rows: dict[str, list[int]] = {}
+    for name, nb in exercises.items():
+        row = rows.setdefault(nb, [0, 0])
+        row[0] += name in done
+        row[1] += 1
+    return [(nb, passed, total) for nb, (passed, total) in sorted(rows.items())]

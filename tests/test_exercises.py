@@ -1,0 +1,49 @@
+"""Every exercise in the course: its reference passes its own check, a plausible wrong
+answer fails it, a stub is "not attempted", and passing is remembered in the progress file."""
+
+import pytest
+
+from course import checks, exercises, progress
+
+ALL = exercises.all_exercises()
+
+
+def _stub(*args):
+    raise NotImplementedError
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_reference_passes_and_wrong_fails(name):
+    ex = ALL[name]
+    if ex.is_function:
+        assert checks.exercise(name, ex.reference) is ex.reference
+        assert checks.results[name] == "passed"
+        assert checks.exercise(name, ex.wrong) is ex.reference
+        assert checks.results[name] == "failed"
+        assert checks.exercise(name, _stub) is ex.reference
+        assert checks.results[name] == "not attempted"
+    else:
+        assert checks.answer(name, ex.expected()) is True
+        assert checks.answer(name, ex.wrong) is False
+        assert checks.answer(name, None) is False
+    assert name in progress.load()
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_solution_can_be_revealed(name):
+    text = checks.solution(name)
+    assert text and (ALL[name].reference is None or "def " in text or "lambda" in text)
+
+
+def test_every_exercise_names_its_notebook():
+    for name, ex in ALL.items():
+        assert name.startswith(ex.notebook + "."), name
+
+
+def test_progress_table():
+    progress.reset()
+    progress.record("00.a", "00")
+    rows = progress.table({"00.a": "00", "00.b": "00", "01.c": "01"})
+    assert rows == [("00", 1, 2), ("01", 0, 1)]
+    progress.reset()
+    assert progress.load() == {}
