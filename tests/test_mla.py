@@ -1,0 +1,121 @@
+"""MLA: every decode path equals a full forward; the cache holds only latent + RoPE key."""
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from course.mla import PATHS, MLACache, MLAttention, filled_cache, time_decode_step
+from course.model import TinyLM, generate
+from course.train import tiny_config
+
+
+def small_cfg(**kw):
+    base = dict(d_model=32, n_heads=4, q_lora_rank=0, kv_lora_rank=8, qk_nope_head_dim=8,
+                qk_rope_head_dim=4, v_head_dim=6)
+    base.update(kw)
+    return SimpleNamespace(**base)
+
+
+def decode_all(layer, x, prefill=3):
+    """Prefill `prefill` tokens, then feed the rest one at a time through a cache."""
+    cache = layer.new_cache()
+    outs = [layer(x[:, :prefill], cache)]
+    outs += [layer(x[:, t:t + 1], cache) for t in range(prefill, x.shape[1])]
+    return torch.cat(outs, dim=1), cache
+
+
+@pytest.mark.parametrize("q_lora_rank", [0, 12])
+@pytest.mark.parametrize("path", PATHS)
+def test_decode_paths_equal_full_forward(path, q_lora_rank):
+    torch.manual_seed(0)
+    layer = MLAttention(small_cfg(q_lora_rank=q_lora_rank)).double()
+    x = torch.randn(2, 11, 32, dtype=torch.float64)
+    full = layer(x)  # path "naive", no cache: plain causal attention over expanded K, V
+    layer.path = path
+    got, _ = decode_all(layer, x)
+    torch.testing.assert_close(got, full, rtol=0, atol=1e-5)
+    torch.testing.assert_close(layer(x), full, rtol=0, atol=1e-5)  # full forward per path
+
+
+def test_absorbed_path_in_float32_too():
+    torch.manual_seed(1)
+    layer = MLAttention(small_cfg(), path="absorbed")
+    x = torch.randn(1, 9, 32)
+    got, _ = decode_all(layer, x)
+    layer.path = "naive"
+    torch.testing.assert_close(got, layer(x), rtol=0, atol=1e-5)
+
+
+def test_cache_holds_only_latent_and_one_rope_key():
+    layer = MLAttention(small_cfg()).double()
+    _, cache = decode_all(layer, torch.randn(3, 10, 32, dtype=torch.float64))
+    assert isinstance(cache, MLACache) and len(cache) == 10
+    assert set(cache.buffers) == {"latent", "k_rope"}
+    # (d_c + d_h^R) elements per token, whatever the number of heads: 3 * 10 * (8 + 4) * 8 B
+    assert cache.nbytes == 3 * 10 * (8 + 4) * 8
+    layer.path = "mha"
+    _, kv = decode_all(layer, torch.randn(3, 10, 32, dtype=torch.float64))
+    assert kv.nbytes == 3 * 10 * 4 * ((8 + 4) + 6) * 8  # n_h (d_h + d_h^R + d_v) per token
+
+
+def test_rope_key_is_shared_across_heads():
+    """W^KR makes one d_h^R key per token (not n_h of them) and every head reads it."""
+    layer = MLAttention(small_cfg()).double()
+    assert layer.wkv_a.weight.shape == (8 + 4, 32)
+    x = torch.randn(1, 5, 32, dtype=torch.float64)
+    _, _, latent, k_rope = layer._project(x, 0)
+    k, _ = layer._expand(latent, k_rope)  # (B, H, S, d_nope + d_rope)
+    for h in range(1, 4):
+        assert torch.equal(k[:, h, :, 8:], k[:, 0, :, 8:])
+
+
+def test_cache_grows_linearly_and_keeps_capacity_spare():
+    layer = MLAttention(small_cfg())
+    sizes = [filled_cache(layer, n).nbytes for n in (10, 20, 40)]
+    assert sizes == [10 * 12 * 4, 20 * 12 * 4, 40 * 12 * 4]
+
+
+def test_bad_inputs_raise_sentences():
+    with pytest.raises(ValueError, match="even"):
+        MLAttention(small_cfg(qk_rope_head_dim=3))
+    layer = MLAttention(small_cfg())
+    layer.path = "sideways"
+    with pytest.raises(ValueError, match="path must be"):
+        layer(torch.randn(1, 2, 32))
+    with pytest.raises(ValueError, match="at least 1"):
+        time_decode_step(layer, "naive", context=0)
+
+
+def test_time_decode_step_runs_every_path_and_restores_path():
+    layer = MLAttention(small_cfg())
+    for path in PATHS:
+        assert 0 < time_decode_step(layer, path, context=32, repeats=2) < 5
+    assert layer.path == "naive"
+
+
+@pytest.mark.parametrize("path", ["naive", "absorbed"])
+def test_model_with_mla_generates_same_tokens_with_and_without_cache(path):
+    torch.manual_seed(0)
+    cfg = tiny_config(attention="mla", d_model=32, n_layers=2, n_heads=4)
+    model = TinyLM(cfg).double()
+    for block in model.blocks:
+        block.attn.path = path
+    idx = torch.tensor([[0, 5, 9, 17]])
+    with_cache = generate(model, idx, 12, use_cache=True)
+    without = generate(model, idx, 12, use_cache=False)
+    assert torch.equal(with_cache, without)
+    cache = model.new_cache()
+    model(idx, cache=cache)
+    assert all(isinstance(c, MLACache) and len(c) == 4 for c in cache)
+
+
+def test_mla_switch_builds_the_paper_projections():
+    model = TinyLM(tiny_config(attention="mla", q_lora_rank=16))
+    attn = model.blocks[0].attn
+    cfg = model.cfg
+    assert isinstance(attn, MLAttention)
+    assert attn.wkv_b.weight.shape == (
+        cfg.n_heads * (cfg.qk_nope_head_dim + cfg.v_head_dim), cfg.kv_lora_rank)
+    assert attn.wq_b.weight.shape == (
+        cfg.n_heads * (cfg.qk_nope_head_dim + cfg.qk_rope_head_dim), 16)
