@@ -175,8 +175,8 @@ RECIPES = {
     # Mixed precision as in the ZeRO paper: 2 + 2 + (4 + 4 + 4) = 16 bytes per param.
     "bf16-mixed": Recipe("BF16 mixed (FP32 master + moments)", 2, 4, 2, 4, 2),
     # DeepSeek-V3 report 3.3.3: FP8 GEMMs, FP32 master weights and gradients, BF16 AdamW
-    # moments; activations cached mostly in FP8 (we count BF16, the conservative side).
-    "deepseek-fp8": Recipe("DeepSeek-V3 FP8 (FP32 master + grads, BF16 moments)", 1, 4, 4, 2, 2),
+    # moments; activations cached in FP8 (a few, e.g. the attention output, in BF16/E5M6).
+    "deepseek-fp8": Recipe("DeepSeek-V3 FP8 (FP32 master + grads, BF16 moments)", 1, 4, 4, 2, 1),
     # What the essay's 5,120 GB needs: everything in BF16, no master copy.
     "bf16-pure": Recipe("pure BF16 (no master copy)", 2, 0, 2, 2, 2),
 }

@@ -1,0 +1,195 @@
+"""Parallel layouts: what each GPU holds and what it sends per training step.
+
+A `Layout` multiplies out to the world size as dp x tp x pp (data, tensor, pipeline).
+Expert parallelism (EP) is carved out of the data-parallel ranks: the `ep` ranks of an EP
+group hold different experts, so each expert has dp / ep copies while each dense weight
+has dp copies. Sequence parallelism (`sp`) also splits, over the TP ranks, the norm and
+residual activations that TP alone replicates. ZeRO stage 1 shards the optimizer states
+(FP32 master + moments) over the data-parallel copies, stage 2 also the gradients, stage
+3 also the weights (Rajbhandari et al. 2020).
+
+Bytes are counted per GPU as a ring algorithm sends them (Patarasuk & Yuan 2009): an
+all-reduce of S bytes over n ranks sends 2 (n-1)/n S per rank, a reduce-scatter or an
+all-gather (n-1)/n S; an all-to-all sends what leaves the rank. DeepSeek-V3's real layout
+(report 3.2): 2048 H800, PP16, EP64 across 8 nodes, ZeRO-1 DP, no TP.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from course.activations import activation_bytes
+from course.configs import load_config
+from course.memory import OPTIMIZERS, param_count, recipe
+
+
+@dataclass(frozen=True)
+class Layout:
+    dp: int = 1
+    tp: int = 1
+    pp: int = 1
+    ep: int = 1
+    sp: bool = False
+    zero: int = 0
+
+    @property
+    def world(self) -> int:
+        return self.dp * self.tp * self.pp
+
+
+#: DeepSeek-V3 report 3.2: 16-way PP, 64-way EP over 8 nodes, ZeRO-1 DP, no TP, 2048 GPUs.
+DEEPSEEK_V3_LAYOUT = Layout(dp=128, tp=1, pp=16, ep=64, zero=1)
+
+
+def validate(cfg, layout: Layout, world_size: int | None = None) -> None:
+    """Raise ValueError with the reason when `layout` cannot run `cfg`."""
+    cfg = load_config(cfg)
+    for name in ("dp", "tp", "pp", "ep"):
+        if getattr(layout, name) < 1:
+            raise ValueError(f"{name.upper()} must be at least 1.")
+    if layout.zero not in (0, 1, 2, 3):
+        raise ValueError("ZeRO stage must be 0, 1, 2 or 3.")
+    if world_size is not None and world_size != layout.world:
+        raise ValueError(f"DP × TP × PP = {layout.dp} × {layout.tp} × {layout.pp} = "
+                         f"{layout.world}, not the {world_size} GPUs of the cluster.")
+    if layout.pp > cfg.num_layers:
+        raise ValueError(f"PP {layout.pp} is more stages than the {cfg.num_layers} layers.")
+    if cfg.num_heads % layout.tp:
+        raise ValueError(f"TP {layout.tp} does not divide the {cfg.num_heads} heads.")
+    if layout.ep > 1 and not cfg.is_moe:
+        raise ValueError("EP needs a mixture-of-experts model; this one is dense.")
+    if cfg.is_moe and cfg.n_routed_experts % layout.ep:
+        raise ValueError(f"EP {layout.ep} does not divide the {cfg.n_routed_experts} experts.")
+    if layout.dp % layout.ep:
+        raise ValueError(f"EP {layout.ep} must divide DP {layout.dp}: EP groups are made "
+                         "of data-parallel ranks.")
+
+
+def replicas(cfg, layout: Layout) -> dict:
+    """How many copies of each weight exist and how the model is cut."""
+    cfg = load_config(cfg)
+    validate(cfg, layout)
+    return {
+        "gpus": layout.world,
+        "layers_per_stage": cfg.num_layers / layout.pp,
+        "dense_copies": layout.dp,  # of each attention/dense/shared-expert weight
+        "expert_copies": layout.dp // layout.ep if cfg.is_moe else 0,
+        "experts_per_gpu": cfg.n_routed_experts // layout.ep if cfg.is_moe else 0,
+        "ep_groups": layout.world // layout.ep if cfg.is_moe else 0,
+    }
+
+
+def _local_params(cfg, layout: Layout) -> tuple[float, float]:
+    """(dense, expert) parameters one GPU holds before any ZeRO sharding."""
+    pc = param_count(cfg)
+    split = layout.pp * layout.tp
+    return (pc.total - pc.expert_params) / split, pc.expert_params / (split * layout.ep)
+
+
+def per_gpu_memory(cfg, layout: Layout, recipe_name: str = "bf16-mixed",
+                   optimizer: str = "adamw", seq_len: int = 4096, micro_batch: int = 1,
+                   recompute: str = "none", microbatches: int = 1) -> dict:
+    """Bytes one GPU holds: weights, gradients, optimizer states and activations.
+
+    Activations: with 1F1B the first stage keeps min(pp, microbatches) micro-batches of
+    its layers in flight (Narayanan et al. 2021).
+    """
+    cfg = load_config(cfg)
+    validate(cfg, layout)
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"Unknown optimizer {optimizer!r}.")
+    r = recipe(recipe_name)
+    dense, expert = _local_params(cfg, layout)
+    groups = ((dense, layout.dp), (expert, layout.dp // layout.ep))
+    optim_bytes = r.master + OPTIMIZERS[optimizer] * r.moment
+
+    def held(stage: int, per_param: float) -> float:
+        return sum(n * per_param / (copies if layout.zero >= stage else 1)
+                   for n, copies in groups)
+
+    acts = activation_bytes(cfg, seq_len, micro_batch, recompute, r.activations,
+                            tp=layout.tp, sp=layout.sp)
+    return {
+        "weights": held(3, r.weights),
+        "gradients": held(2, r.grads),
+        "optimizer": held(1, optim_bytes),
+        "activations": acts / layout.pp * min(layout.pp, microbatches),
+    }
+
+
+def ring_bytes(collective: str, n_bytes: float, world: int) -> float:
+    """Bytes one rank sends in a ring all_reduce, reduce_scatter or all_gather of a
+    `n_bytes` tensor (the full, unsharded size) over `world` ranks."""
+    if world < 1:
+        raise ValueError("world must be ≥ 1.")
+    factor = {"all_reduce": 2, "reduce_scatter": 1, "all_gather": 1}.get(collective)
+    if factor is None:
+        raise ValueError(f"Unknown collective {collective!r}.")
+    return factor * (world - 1) / world * n_bytes
+
+
+def dp_step_bytes(n_params: int, world: int, strategy: str, grad_bytes: int = 4,
+                  weight_bytes: int = 4) -> dict:
+    """Bytes each rank sends per step to sync `n_params` params: DP all-reduces the
+    gradients; ZeRO-1 reduce-scatters them and all-gathers the updated weights (both on a
+    flat buffer padded to a multiple of `world`)."""
+    if strategy == "dp":
+        return {"all_reduce": ring_bytes("all_reduce", n_params * grad_bytes, world)}
+    if strategy != "zero1":
+        raise ValueError("strategy must be 'dp' or 'zero1'.")
+    padded = math.ceil(n_params / world) * world
+    return {"reduce_scatter": ring_bytes("reduce_scatter", padded * grad_bytes, world),
+            "all_gather": ring_bytes("all_gather", padded * weight_bytes, world)}
+
+
+def comm_per_step(cfg, layout: Layout, recipe_name: str = "bf16-mixed", seq_len: int = 4096,
+                  micro_batch: int = 1, microbatches: int = 1) -> dict:
+    """Bytes one GPU sends per training step, by parallelism and collective."""
+    cfg = load_config(cfg)
+    validate(cfg, layout)
+    r = recipe(recipe_name)
+    dense, expert = _local_params(cfg, layout)
+    out: dict[str, float] = {}
+    for part, n, copies in (("dense", dense, layout.dp), ("experts", expert,
+                                                          layout.dp // layout.ep)):
+        if copies > 1 and n:
+            if layout.zero == 0:
+                out[f"DP all-reduce ({part} grads)"] = ring_bytes("all_reduce", n * r.grads,
+                                                                   copies)
+            else:
+                out[f"DP reduce-scatter ({part} grads)"] = ring_bytes(
+                    "reduce_scatter", n * r.grads, copies)
+                gathers = 2 * microbatches if layout.zero == 3 else 1  # ZeRO-3: fwd + bwd
+                out[f"DP all-gather ({part} weights)"] = gathers * ring_bytes(
+                    "all_gather", n * r.weights, copies)
+    act = seq_len * micro_batch * cfg.hidden_size * r.activations  # one (T, d) tensor
+    layers = cfg.num_layers / layout.pp
+    if layout.tp > 1:  # 2 all-reduces forward + 2 backward per layer (Megatron)
+        name = "TP reduce-scatter + all-gather" if layout.sp else "TP all-reduce"
+        out[name] = 4 * layers * microbatches * ring_bytes("all_reduce", act, layout.tp)
+    if layout.pp > 1:  # activations forward, their gradients backward
+        out["PP send/recv"] = 2 * microbatches * act
+    if layout.ep > 1:  # dispatch + combine, forward and backward, per MoE layer
+        moe_layers = cfg.n_moe_layers / layout.pp
+        off_rank = (layout.ep - 1) / layout.ep  # uniform routing
+        out["EP all-to-all"] = (4 * moe_layers * microbatches * act * cfg.experts_per_token
+                                * off_rank)
+    return out
+
+
+def ep_all_to_all_bytes(experts: list[list[int]], experts_per_rank: int,
+                        row_bytes: int) -> list[dict]:
+    """Bytes each rank sends in an EP dispatch and combine, given the expert chosen by
+    each of its tokens (`experts[rank]`, top-1): tokens leave for other ranks' experts,
+    and the results for other ranks' tokens go back."""
+    world = len(experts)
+    dest = [[e // experts_per_rank for e in toks] for toks in experts]
+    if any(d >= world for toks in dest for d in toks):
+        raise ValueError("An expert index is beyond the last rank's experts.")
+    out = []
+    for r in range(world):
+        leaving = sum(d != r for d in dest[r])
+        arriving = sum(d == r for s in range(world) if s != r for d in dest[s])
+        out.append({"dispatch": leaving * row_bytes, "combine": arriving * row_bytes})
+    return out

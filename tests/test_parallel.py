@@ -1,0 +1,86 @@
+"""The layout calculator: validation, DeepSeek-V3's real layout, memory and bytes."""
+
+import pytest
+
+from course.memory import param_count, state_bytes
+from course.parallel import (
+    DEEPSEEK_V3_LAYOUT,
+    Layout,
+    comm_per_step,
+    dp_step_bytes,
+    ep_all_to_all_bytes,
+    per_gpu_memory,
+    replicas,
+    ring_bytes,
+    validate,
+)
+
+
+@pytest.mark.parametrize("layout, world, reason", [
+    (Layout(dp=4, pp=2), 16, "not the 16 GPUs"),
+    (Layout(pp=62), None, "more stages than the 61 layers"),
+    (Layout(dp=4, ep=3), None, "does not divide the 256 experts"),
+    (Layout(tp=3), None, "does not divide the 128 heads"),
+    (Layout(dp=2, ep=4), None, "must divide DP"),
+    (Layout(zero=4), None, "ZeRO stage"),
+])
+def test_invalid_layouts_say_why(layout, world, reason):
+    with pytest.raises(ValueError, match=reason):
+        validate("deepseek-v3", layout, world)
+
+
+def test_ep_on_dense_model_is_rejected():
+    with pytest.raises(ValueError, match="dense"):
+        validate("llama-3-8b", Layout(dp=2, ep=2))
+
+
+def test_deepseek_v3_real_layout():
+    validate("deepseek-v3", DEEPSEEK_V3_LAYOUT, 2048)
+    r = replicas("deepseek-v3", DEEPSEEK_V3_LAYOUT)
+    assert r == {"gpus": 2048, "layers_per_stage": 61 / 16, "dense_copies": 128,
+                 "expert_copies": 2, "experts_per_gpu": 4, "ep_groups": 32}
+
+
+def test_single_gpu_memory_equals_replica_memory():
+    one = per_gpu_memory("mixtral-8x7b", Layout(), "bf16-mixed", seq_len=512)
+    assert {k: one[k] for k in ("weights", "gradients", "optimizer")} == state_bytes(
+        param_count("mixtral-8x7b").total, "bf16-mixed")
+
+
+def test_sharding_divides_by_hand():
+    pc = param_count("deepseek-v3")
+    dense, expert = pc.total - pc.expert_params, pc.expert_params
+    m = per_gpu_memory("deepseek-v3", DEEPSEEK_V3_LAYOUT, "deepseek-fp8")
+    assert m["weights"] == pytest.approx(1 * (dense / 16 + expert / (16 * 64)))
+    assert m["gradients"] == pytest.approx(4 * (dense / 16 + expert / (16 * 64)))
+    # ZeRO-1: master (4) + two BF16 moments (2 + 2) over 128 dense / 2 expert copies.
+    assert m["optimizer"] == pytest.approx(8 * (dense / 16 / 128 + expert / (16 * 64) / 2))
+    z3 = per_gpu_memory("deepseek-v3", Layout(dp=128, pp=16, ep=64, zero=3), "deepseek-fp8")
+    assert z3["weights"] < m["weights"] / 2 and z3["gradients"] < m["gradients"] / 2
+
+
+def test_ring_bytes_and_dp_step():
+    assert ring_bytes("all_reduce", 1000, 4) == 1500
+    assert ring_bytes("all_gather", 1000, 4) == 750
+    dp, z1 = dp_step_bytes(10, 4, "dp"), dp_step_bytes(10, 4, "zero1")
+    assert dp == {"all_reduce": 2 * 3 / 4 * 40}
+    assert z1 == {"reduce_scatter": 3 / 4 * 48, "all_gather": 3 / 4 * 48}  # padded to 12
+
+
+def test_comm_per_step_collectives():
+    c = comm_per_step("deepseek-v3", DEEPSEEK_V3_LAYOUT, "deepseek-fp8", seq_len=4096,
+                      micro_batch=1, microbatches=8)
+    assert not any(k.startswith("TP") for k in c)  # no tensor parallelism
+    assert "DP reduce-scatter (dense grads)" in c and "EP all-to-all" in c
+    tokens_bytes = 4096 * 7168 * 1
+    assert c["PP send/recv"] == 2 * 8 * tokens_bytes
+    assert c["EP all-to-all"] == pytest.approx(4 * 58 / 16 * 8 * tokens_bytes * 8 * 63 / 64)
+    tp = comm_per_step("llama-3-70b", Layout(tp=8), seq_len=1024)
+    assert tp["TP all-reduce"] == pytest.approx(4 * 80 * 2 * 7 / 8 * 1024 * 8192 * 2)
+
+
+def test_ep_bytes_from_routing():
+    # Two experts per rank. Rank 0's tokens go to experts 0, 3, 2 (two leave for rank 1);
+    # rank 1's to 1, 2 (one leaves for rank 0). Each rank sends back what it received.
+    got = ep_all_to_all_bytes([[0, 3, 2], [1, 2]], 2, 10)
+    assert got == [{"dispatch": 20, "combine": 10}, {"dispatch": 10, "combine": 20}]
