@@ -113,6 +113,12 @@ LINE_Y = """() => {
 }"""
 
 
+LINE_CHANGED = f"""(before) => {{
+  const now = ({LINE_Y})();
+  return now !== null && (now[0] !== before[0] || now[1] !== before[1]);
+}}"""
+
+
 def test_notebook_00_slider_moves_plot_in_chromium(lab):
     from playwright.sync_api import sync_playwright
 
@@ -139,14 +145,75 @@ def test_notebook_00_slider_moves_plot_in_chromium(lab):
             handle.focus()
             for _ in range(5):
                 page.keyboard.press("ArrowRight")
-            page.wait_for_function(f"() => JSON.stringify(({LINE_Y})()) !== "
-                                   f"'{json.dumps(before, separators=(',', ':'))}'",
-                                   timeout=20_000)
+            page.wait_for_function(LINE_CHANGED, arg=before, timeout=30_000)
             after = page.evaluate(LINE_Y)
             page.screenshot(path=str(ARTIFACTS / "00_welcome.png"))
         finally:
             browser.close()
     # The notebook's own cells move w to 2.0 and b to 1.0 and then descend; the arrow keys
     # then raise the slope, so the line's right end rises relative to its left end.
+    slope = lambda y: (y[1] - y[0]) / 4.4
+    assert slope(after) > slope(before)
+
+
+def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("Voilà exited before it was ready")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.3)
+    raise TimeoutError("Voilà did not open its port in time")
+
+
+@pytest.fixture
+def voila_app(tmp_path):
+    """Voilà serving notebook 00 as an app (widgets and prose, no code)."""
+    _require_browser()
+    shutil.copy(ROOT / "notebooks" / "00_welcome.ipynb", tmp_path / "00_welcome.ipynb")
+    port = _free_port()
+    log = open(tmp_path / "voila.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "voila", str(tmp_path / "00_welcome.ipynb"), "--no-browser",
+         f"--port={port}", "--Voila.ip=127.0.0.1"], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_port(port, proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def test_voila_app_mode_slider_moves_plot(voila_app):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 1400})
+        # Voilà's template links a stylesheet from a CDN: offline, abort anything not local.
+        page.route("**/*", lambda route: route.continue_()
+                   if route.request.url.startswith(voila_app) else route.abort())
+        try:
+            page.goto(voila_app, wait_until="domcontentloaded", timeout=120_000)
+            page.wait_for_function(f"() => ({LINE_Y})() !== null", timeout=120_000)
+            handle = page.locator(".widget-slider .noUi-handle").first
+            handle.scroll_into_view_if_needed()
+            before = page.evaluate(LINE_Y)
+            handle.focus()
+            for _ in range(5):
+                page.keyboard.press("ArrowRight")
+            page.wait_for_function(LINE_CHANGED, arg=before, timeout=30_000)
+            after = page.evaluate(LINE_Y)
+            assert page.locator(".jp-InputArea-editor").count() == 0  # app mode: no code
+            page.screenshot(path=str(ARTIFACTS / "00_welcome_voila.png"))
+        finally:
+            browser.close()
     slope = lambda y: (y[1] - y[0]) / 4.4
     assert slope(after) > slope(before)
