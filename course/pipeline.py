@@ -1,0 +1,236 @@
+"""A discrete-event simulator of pipeline-parallel schedules (notebook 07).
+
+    tl = simulate("dualpipe", stages=8, microbatches=20, f=1.0, b=2.0, w=1.0, fb=2.5)
+    tl.makespan, tl.bubble, tl.peak_activations, tl.events[:3]
+
+Each device runs its program (the order of operations, from `course.schedules`) one
+operation at a time; an operation starts when its device is free *and* its inputs exist:
+a forward needs the previous stage's forward of the same micro-batch, a backward needs
+this stage's forward and the next stage's backward of that micro-batch, a weight-gradient
+step needs its backward. Times follow the DeepSeek-V3 report (§3.2.1, Table 2): `f` one
+forward chunk, `b` one full backward chunk, `w` its weight-gradient part (`w=0`: the
+backward is not split), `fb` a forward and a backward chunk run overlapped (None: `f+b`).
+
+Left out: communication is free unless `comm` is given (DualPipe's point is that it is
+hidden), all stages are equally fast, and the optimizer step is not drawn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from course import schedules
+
+SCHEDULES = ("gpipe", "1f1b", "zb1p", "dualpipe", "dualpipev")
+
+
+class Event(NamedTuple):
+    device: int
+    kind: str  # "F", "B" (full backward), "Bi" (input-grad part), "W", "F&B"
+    microbatch: int  # for "F&B", the forward's micro-batch
+    start: float
+    end: float
+    stage: int  # model stage (for "F&B", the forward's)
+    other: int = -1  # for "F&B", the backward's micro-batch
+
+
+@dataclass
+class Timeline:
+    """The simulated run: every operation with its start and end, and what it implies."""
+
+    schedule: str
+    stages: int
+    microbatches: int
+    events: list[Event]
+    makespan: float
+    busy: tuple  # (devices,) compute time of each device
+    peak_activations: tuple  # (devices,) most micro-batch activations stored at once
+    params_per_device: tuple  # (devices,) distinct model stages held by each device
+    times: dict = field(default_factory=dict)  # f, b, w, fb, comm used
+
+    @property
+    def devices(self) -> int:
+        return len(self.busy)
+
+    @property
+    def idle(self) -> tuple:
+        """Idle time of each device between time 0 and the makespan."""
+        return tuple(self.makespan - b for b in self.busy)
+
+    @property
+    def bubble(self) -> float:
+        """Idle time per device, averaged over devices."""
+        return sum(self.idle) / self.devices
+
+    @property
+    def bubble_fraction(self) -> float:
+        return self.bubble / self.makespan
+
+
+def _check(schedule: str, stages: int, microbatches: int, f: float, b: float, w: float,
+           fb: float | None, comm: float) -> None:
+    if schedule not in SCHEDULES:
+        raise ValueError(f"Unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}.")
+    if int(stages) != stages or stages < 1 or int(microbatches) != microbatches:
+        raise ValueError("stages and microbatches must be whole numbers, stages at least 1.")
+    if microbatches < 1:
+        raise ValueError("There must be at least one micro-batch.")
+    if min(f, b) <= 0 or (fb is not None and fb <= 0):
+        raise ValueError("Times f, b and fb must be positive.")
+    if not 0 <= w < b:
+        raise ValueError("w is the weight-gradient part of b: it must satisfy 0 <= w < b.")
+    if fb is not None and fb < max(f, b):
+        raise ValueError("fb runs a forward and a backward together: it cannot be shorter "
+                         "than the longer of the two, max(f, b).")
+    if comm < 0:
+        raise ValueError("comm must not be negative.")
+    if schedule.startswith("dualpipe") and (stages % 2 or stages < 2):
+        raise ValueError(f"DualPipe needs an even number of stages, not {stages}.")
+    if schedule == "dualpipev" and microbatches < stages:
+        raise ValueError(f"DualPipeV needs at least as many micro-batches as stages "
+                         f"({stages}), got {microbatches}.")
+    if schedule == "dualpipe":
+        if microbatches % 2 or microbatches < 2 * stages:
+            raise ValueError(f"DualPipe needs an even number of micro-batches, at least "
+                             f"2 x stages = {2 * stages} (got {microbatches}).")
+
+
+def simulate(schedule: str, stages: int, microbatches: int, f: float = 1.0, b: float = 2.0,
+             w: float = 0.0, fb: float | None = None, comm: float = 0.0) -> Timeline:
+    """Simulate one training step of `schedule` on `stages` devices and return its Timeline.
+
+    `comm` is the time for an activation or gradient to reach another device (default 0).
+    """
+    _check(schedule, stages, microbatches, f, b, w, fb, comm)
+    stages, microbatches = int(stages), int(microbatches)
+    split = w > 0 and schedule in ("zb1p", "dualpipe", "dualpipev")
+    if schedule == "dualpipev":  # one V: position k sits on device k, then comes back
+        programs = schedules.dualpipev(stages, microbatches, split)
+        place, offset = [[min(k, stages - 1 - k) for k in range(stages)]], (0,)
+    elif schedule == "dualpipe":
+        programs = schedules.dualpipe(stages, microbatches, split)
+        # Direction 1 enters at the last device, so its position p sits on device PP-1-p;
+        # micro-batch m of direction 1 is numbered m + M/2 and runs model stage p.
+        place = [list(range(stages)), list(range(stages - 1, -1, -1))]
+        offset = (0, microbatches // 2)
+    else:
+        programs = schedules.one_direction(schedule, stages, microbatches, split)
+        place, offset = [list(range(stages))], (0,)
+    fb = f + b if fb is None else fb
+    durations = {"F": f, "B": b, "Bi": b - w, "W": w, "F&B": fb}
+    events = _run(programs, place, stages, durations, comm, offset)
+    makespan = max(e.end for e in events)
+    return Timeline(schedule, stages, microbatches, events, makespan,
+                    busy=_busy(events, len(programs)),
+                    peak_activations=_peaks(events, len(programs)),
+                    params_per_device=_params(events, len(programs)),
+                    times=dict(f=f, b=b, w=w, fb=fb, comm=comm))
+
+
+def _deps(task: tuple, last: int) -> tuple:
+    """What a task waits for: the data it consumes (DeepSeek-V3 Fig. 5's arrows)."""
+    chain, pos, m, part = task
+    if part == "F":
+        return ((chain, pos - 1, m, "F"),) if pos > 0 else ()
+    if part == "B":  # the loss at the last position turns the forward into the backward
+        own = (chain, pos, m, "F")
+        return (own, (chain, pos + 1, m, "B")) if pos < last else (own,)
+    return ((chain, pos, m, "B"),)  # "W"
+
+
+def _run(programs, place, stages, durations, comm, offset) -> list[Event]:
+    """Event-driven core: a device advances while its next operation's inputs exist, and
+    waits on the first missing one; finishing a task wakes the devices waiting on it."""
+    n, last = len(programs), stages - 1
+    deps = [[tuple(dep for task in tasks for dep in _deps(task, last)) for _, tasks in prog]
+            for prog in programs]
+    done: dict = {}
+    waiting: dict = {}
+    ptr, clock, events = [0] * n, [0.0] * n, []
+    ready_devices = list(range(n))
+    while ready_devices:
+        d = ready_devices.pop()
+        prog, prog_deps, i, now = programs[d], deps[d], ptr[d], clock[d]
+        while i < len(prog):
+            start, missing = now, None
+            for dep in prog_deps[i]:
+                t = done.get(dep)
+                if t is None:
+                    missing = dep
+                    break
+                if comm and place[dep[0]][dep[1]] != d:
+                    t += comm
+                if t > start:
+                    start = t
+            if missing is not None:
+                waiting.setdefault(missing, []).append(d)
+                break
+            kind, tasks = prog[i]
+            now = start + durations[kind]
+            for task in tasks:
+                done[task] = now
+                if task in waiting:
+                    ready_devices.extend(waiting.pop(task))
+            c, pos, m, _ = tasks[0]
+            other = tasks[1][2] + offset[tasks[1][0]] if len(tasks) > 1 else -1
+            events.append((d, kind, m + offset[c], start, now, pos, other))
+            i += 1
+        ptr[d], clock[d] = i, now
+    if any(p < len(prog) for p, prog in zip(ptr, programs)):
+        raise RuntimeError("The schedule deadlocked: an operation waits on a later one.")
+    return [Event._make(e) for e in events]
+
+
+def _busy(events: list[Event], n: int) -> tuple:
+    busy = [0.0] * n
+    for e in events:
+        busy[e.device] += e.end - e.start
+    return tuple(busy)
+
+
+def _peaks(events: list[Event], n: int) -> tuple:
+    """A forward stores one micro-batch's activations from its start; a full backward, a
+    weight-gradient step or the backward half of an F&B frees them at its end."""
+    changes: list[list] = [[] for _ in range(n)]
+    for e in events:
+        if e.kind in ("F", "F&B"):
+            changes[e.device].append((e.start, 1))
+        if e.kind in ("B", "W", "F&B"):
+            changes[e.device].append((e.end, -1))
+    peaks = []
+    for ch in changes:
+        level = peak = 0
+        for _, delta in sorted(ch):  # at equal times frees (-1) sort before stores
+            level += delta
+            peak = max(peak, level)
+        peaks.append(peak)
+    return tuple(peaks)
+
+
+def _params(events: list[Event], n: int) -> tuple:
+    held: list[set] = [set() for _ in range(n)]
+    for e in events:
+        if e.kind in ("F", "F&B"):
+            held[e.device].add(e.stage)
+    return tuple(len(s) for s in held)
+
+
+def published_bubble(schedule: str, stages: int, f: float = 1.0, b: float = 2.0,
+                     w: float = 0.0, fb: float | None = None) -> float:
+    """The bubble formula of DeepSeek-V3 Table 2 (GPipe shares 1F1B's), for comparison."""
+    fb = f + b if fb is None else fb
+    formulas = {"gpipe": (stages - 1) * (f + b), "1f1b": (stages - 1) * (f + b),
+                "zb1p": (stages - 1) * (f + b - 2 * w),
+                "dualpipe": (stages / 2 - 1) * (fb + b - 3 * w)}
+    formulas["dualpipev"] = formulas["dualpipe"]
+    if schedule not in formulas:
+        raise ValueError(f"Unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}.")
+    return formulas[schedule]
+
+
+#: Stored activations per device, in micro-batches, from the same table (GPipe: all M).
+def published_activations(schedule: str, stages: int, microbatches: int) -> int:
+    """Peak activations per device in micro-batches as published (GPipe stores all)."""
+    return {"gpipe": microbatches, "1f1b": stages, "zb1p": stages,
+            "dualpipe": stages + 1, "dualpipev": stages + 1}[schedule]
