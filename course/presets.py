@@ -31,6 +31,11 @@ PRESETS: dict[str, dict[str, dict]] = {
         "toy": dict(n=512, d_model=256, d_ff=1024, n_layers=2, tokens=512),
         "realistic": dict(n=8192, d_model=4096, d_ff=16384, n_layers=4, tokens=8192),
     },
+    # 07 · micro-batches timed through one block of the tiny model for the pipeline simulator.
+    "pipeline": {
+        "toy": dict(batch=16, seq_len=64, repeats=9),
+        "realistic": dict(batch=8, seq_len=1024, repeats=20),
+    },
     # 08-09 · MoE training runs.
     "moe": {
         "toy": dict(n_experts=8, top_k=2, steps=150),
