@@ -243,3 +243,20 @@ def gpus_needed(n_bytes: float, gpu_gb: float = GPU_GB) -> int:
     if gpu_gb <= 0:
         raise ValueError("GPU memory must be positive.")
     return max(1, math.ceil(n_bytes / (gpu_gb * 1e9)))
+
+
+def custom_config(hidden_size: int = 4096, num_layers: int = 32, n_experts: int = 0,
+                  top_k: int = 2, vocab_size: int = 128256) -> ModelConfig:
+    """A Llama-style model (GQA with 8 KV heads, 128-wide heads, FFN 3.5 d), or a
+    Mixtral-style MoE when `n_experts` > 0, for the calculators' custom sliders."""
+    if hidden_size % 128 or hidden_size < 128:
+        raise ValueError("hidden size must be a positive multiple of the 128-wide heads.")
+    if n_experts and not 1 <= top_k <= n_experts:
+        raise ValueError(f"top-k {top_k} must be between 1 and the {n_experts} experts.")
+    raw = dict(model_type="mixtral" if n_experts else "llama", hidden_size=hidden_size,
+               num_hidden_layers=num_layers, num_attention_heads=hidden_size // 128,
+               num_key_value_heads=min(8, hidden_size // 128),
+               intermediate_size=hidden_size * 7 // 2, vocab_size=vocab_size, name="custom")
+    if n_experts:
+        raw.update(num_local_experts=n_experts, num_experts_per_tok=top_k)
+    return load_config(raw)

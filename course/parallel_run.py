@@ -259,10 +259,35 @@ def _main() -> None:
         torch.cuda.set_device(device)
     result = worker(rank, world, args.strategy, dict(SIZES), device)
     if rank == 0:
-        print(json.dumps({"rank": 0, "world": world, "strategy": args.strategy,
-                          "sent_bytes": result["sent"], "memory": result.get("memory")}))
+        report = {"rank": 0, "world": world, "strategy": args.strategy,
+                  "sent_bytes": result["sent"], "memory": result.get("memory")}
+        if args.strategy != "ep":  # the same training in one process, for comparison
+            ref = train_single()["params"].numpy()
+            report["max_abs_diff_vs_single_process"] = float(abs(result["params"] - ref).max())
+        print(json.dumps(report))
     dist.destroy_process_group()
 
 
 if __name__ == "__main__":
     _main()
+
+
+def compare(strategy: str, world: int = 2, rank: int = 0) -> list[tuple[str, float, float]]:
+    """(what, measured, predicted) rows for one rank of the cached run: bytes by
+    collective from `course.parallel`, and for DP/ZeRO-1 the AdamW state bytes."""
+    from course.activations import toy_mlp_params
+    from course.parallel import dp_step_bytes, ep_all_to_all_bytes
+
+    got = run(strategy, world)[rank]
+    if strategy == "ep":
+        sizes = {**SIZES, "world": world}
+        t, idx = sizes["tokens"], moe_reference(sizes)["expert"].tolist()
+        pred = ep_all_to_all_bytes([idx[r * t:(r + 1) * t] for r in range(world)],
+                                   sizes["experts"] // world, 4 * sizes["d"])[rank]
+        return [(f"all_to_all ({k})", got["sent"][f"all_to_all ({k})"], v)
+                for k, v in pred.items()]
+    n = toy_mlp_params(SIZES["d"], SIZES["hidden"], SIZES["blocks"])
+    rows = [(k, got["sent"][k], v * SIZES["steps"])
+            for k, v in dp_step_bytes(n, world, strategy).items()]
+    held = n if strategy == "dp" else -(-n // world)
+    return rows + [("AdamW moments", got["memory"]["optimizer"], 2 * 4 * held)]
