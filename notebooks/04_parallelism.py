@@ -1,0 +1,260 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 04 · Parallelism
+#
+# > **You will** split a model over many GPUs five ways (data, tensor, pipeline,
+# > expert and sequence parallelism, plus ZeRO), work out what each GPU holds in
+# > DeepSeek-V3's real layout, and run a real distributed training job on your
+# > own CPU cores.
+# > **Before this:** [03 · How many GB do I need?](03_memory.ipynb)
+# > **Time:** 30 minutes.
+#
+# One DeepSeek-V3 replica needs about 9 TB to train (notebook 03). A GPU has
+# 80 GB. So the model must be cut into pieces, and the pieces must talk.
+
+# %%
+from course import checks, parallel, parallel_run
+from course.plots import parallel as plots
+
+L = parallel.Layout
+print(parallel.DEEPSEEK_V3_LAYOUT)
+
+# %% [markdown]
+# ## 1. Five ways to cut
+#
+# | name | what each GPU gets | what it must send |
+# |---|---|---|
+# | **DP** data parallel | the whole model, a slice of the batch | gradients (all-reduce) |
+# | **ZeRO-1/2/3** | DP, but optimizer states (1), gradients (2), weights (3) sharded | reduce-scatter + all-gather |
+# | **TP** tensor parallel | a slice of every matrix (by heads) | activations, 4 all-reduces per layer |
+# | **PP** pipeline parallel | a run of consecutive layers | activations to the next stage |
+# | **EP** expert parallel | some of the experts | tokens to their experts (all-to-all) |
+# | **SP** sequence parallel | with TP, a slice of the tokens in the norms | same bytes as TP |
+#
+# The GPUs multiply out as DP × TP × PP; EP groups are carved out of the DP ranks.
+# A layout that does not fit the model gets a sentence, not a traceback:
+
+# %%
+for bad in (L(dp=4, pp=2), L(tp=3), L(pp=64), L(dp=8, ep=3)):
+    try:
+        parallel.validate("deepseek-v3", bad, world_size=16)
+    except ValueError as err:
+        print(f"{bad}: {err}")
+parallel.validate("deepseek-v3", L(dp=8, pp=2), world_size=16)  # this one is fine
+
+# %% [markdown]
+# ## 2. DeepSeek-V3's real layout
+#
+# 2,048 H800 GPUs: **16 pipeline stages** (PP16), and inside each stage **128
+# data-parallel ranks** with ZeRO-1. The 128 ranks of a stage form two
+# **expert-parallel groups of 64** GPUs spanning 8 nodes (EP64), each GPU holding
+# 4 of the 256 experts of each of its layers. No tensor parallelism.
+
+# %%
+ds = parallel.DEEPSEEK_V3_LAYOUT
+rep = parallel.replicas("deepseek-v3", ds)
+for k, v in rep.items():
+    print(f"{k:>17}: {v:g}")
+assert ds.world == 2048 and rep["experts_per_gpu"] == 4
+assert rep["dense_copies"] == 128 and rep["expert_copies"] == 2
+
+# %% [markdown]
+# > **Check the claim.** The essay pictures DeepSeek-V3 as "32 clusters of 64
+# > GPUs", each a replica that syncs gradients with the others. The count is right
+# > — 2,048 / 64 = 32 EP groups — but none of them is a replica: each holds only
+# > 1/16 of the layers (one pipeline stage). Each attention and dense weight
+# > exists in **128** copies (the DP ranks of its stage), and each expert in only
+# > **2**. Gradients are synchronised by reduce-scatter + all-gather (ZeRO-1), in
+# > groups of 128 for dense weights and of 2 for experts.
+
+# %%
+assert rep["ep_groups"] == 32
+mem = parallel.per_gpu_memory("deepseek-v3", ds, "deepseek-fp8", seq_len=4096,
+                              recompute="selective", microbatches=16)
+comm = parallel.comm_per_step("deepseek-v3", ds, "deepseek-fp8", seq_len=4096,
+                              microbatches=16)
+for k, v in mem.items():
+    print(f"{k:>12}: {v / 1e9:6.1f} GB")
+assert sum(mem.values()) < 80e9  # it fits on an 80 GB H800
+plots.per_gpu(mem, comm, 80, "DeepSeek-V3, one GPU of 2,048").show()
+
+# %% [markdown]
+# The same model without expert parallelism (EP1, experts replicated everywhere)
+# does not come close to fitting:
+
+# %%
+no_ep = parallel.per_gpu_memory("deepseek-v3", L(dp=128, pp=16, zero=1),
+                                "deepseek-fp8", recompute="selective",
+                                microbatches=16)
+print(f"EP1: {sum(no_ep.values()) / 1e9:,.0f} GB per GPU")
+assert sum(no_ep.values()) > 4 * sum(mem.values())
+
+# %% [markdown]
+# The traffic above is dominated by the **all-to-all** of expert parallelism:
+# every MoE layer sends each token to 8 experts and brings the results back, in
+# the forward and again in the backward pass. That is why DeepSeek-V3 limits
+# each token to 4 nodes and overlaps communication with compute (notebooks 06
+# and 07).
+
+# %%
+top = max(comm, key=comm.get)
+print(f"largest: {top}, {comm[top] / 1e9:.0f} GB per GPU per step")
+assert top == "EP all-to-all"
+
+# %% [markdown]
+# ## 3. A real distributed run
+#
+# Now for real: `parallel_run.run_all(2)` starts **two processes** on this
+# machine that talk through `torch.distributed` (the gloo backend over the
+# loopback network; NCCL on GPUs). They train a small MLP for 5 steps three ways:
+#
+# - **DP**: each process takes half the batch; gradients are all-reduced.
+# - **ZeRO-1**: gradients are reduce-scattered, each process updates *its half*
+#   of the weights with *its half* of the AdamW states, then the halves are
+#   all-gathered.
+# - **EP**: a forward pass of a 4-expert MoE layer, 2 experts per process:
+#   tokens travel to their expert by all-to-all and come back the same way.
+#
+# Every collective counts the bytes this process sends, as a ring algorithm moves
+# them. (This takes a few seconds: two Python processes start up.)
+
+# %%
+runs = parallel_run.run_all(world=2)
+reference = parallel_run.train_single()["params"].numpy()
+for strategy in ("dp", "zero1"):
+    for rank, out in enumerate(runs[strategy]):
+        gap = abs(out["params"] - reference).max()
+        checks.check_close(f"{strategy} rank {rank} = one-process training",
+                           gap, 0.0, atol=1e-6)
+
+# %% [markdown]
+# Both give the same weights as training in one process, to float rounding. What
+# ZeRO-1 saves is memory: each process keeps only its shard of the optimizer.
+
+# %%
+dp_opt = runs["dp"][0]["memory"]["optimizer"]
+z1_opt = runs["zero1"][0]["memory"]["optimizer"]
+print(f"AdamW states per process: DP {dp_opt:,} bytes, ZeRO-1 {z1_opt:,} bytes")
+checks.check_close("ZeRO-1 keeps 1/2 of the optimizer state", z1_opt / dp_opt,
+                   0.5, rtol=1e-3)
+
+# %% [markdown]
+# And the bytes each collective really moved, next to `course.parallel`'s
+# prediction (for EP, predicted from the routing computed in this process):
+
+# %%
+rows = [(f"{s}: {what}", got, pred) for s in parallel_run.STRATEGIES
+        for what, got, pred in parallel_run.compare(s, world=2)]
+for label, got, pred in rows:
+    checks.check_close(label, got, pred)
+plots.bytes_measured_vs_predicted(rows).show()
+
+# %% [markdown]
+# And expert parallelism computed the same outputs as one process running all 4
+# experts:
+
+# %%
+import numpy as np
+
+ep = np.concatenate([r["output"] for r in runs["ep"]])
+ref = parallel_run.moe_reference({**parallel_run.SIZES, "world": 2})["output"]
+checks.check_close("EP output = one-process MoE", abs(ep - ref.numpy()).max(),
+                   0.0, atol=1e-6)
+
+# %% [markdown]
+# **On a real cluster**, the same job runs under `torchrun` (gloo on CPUs, NCCL on
+# GPUs), one process per GPU:
+#
+# ```
+# torchrun --nproc-per-node 8 -m course.parallel_run --strategy zero1
+# ```
+
+# %% [markdown]
+# ## 4. Try it yourself
+#
+# Pick a model, a cluster and a layout: DP is what is left after TP × PP. The
+# left bar is one GPU's memory against its capacity; the right bars are what it
+# sends per step. The button runs the real gloo job for a strategy and shows
+# measured bytes beside the prediction.
+#
+# - Starting from DeepSeek-V3's layout, set EP to 8. Does it still fit?
+# - Llama 3.1 405B has no experts: which TP × PP makes it fit on 2,048 H100s?
+# - Switch ZeRO from 1 to 3: which bar shrinks, and what happens to traffic?
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from course.widgets.parallel import parallel_widget
+
+live = parallel_widget()
+live
+
+# %% [markdown]
+# The widget driven from code:
+
+# %%
+before = sum(live.result["memory"].values())
+live.controls["ep"].value = 8
+assert sum(live.result["memory"].values()) > before
+live.controls["pp"].value = 64  # 64 stages, but only 61 layers
+print(live.error)
+assert "more stages than" in live.error
+
+# %% [markdown]
+# ## 5. Exercises
+#
+# Stuck? `print(checks.solution("04.ring_all_reduce_bytes"))`.
+#
+# **Exercise 1.** In a ring all-reduce each rank sends its tensor in `world`
+# chunks, twice around the ring. How many bytes does one rank send?
+
+# %%
+def my_all_reduce_bytes(n_bytes, world):
+    # n_bytes: tensor size in bytes; world: ranks; return bytes sent per rank
+    raise NotImplementedError
+
+
+my_all_reduce_bytes = checks.exercise("04.ring_all_reduce_bytes",
+                                      my_all_reduce_bytes)
+
+# %% [markdown]
+# **Exercise 2.** Under ZeRO-1 with FP32 master weights and two FP32 Adam
+# moments, how many optimizer bytes does one GPU keep for `n_params` over `dp`
+# data-parallel copies?
+
+# %%
+def my_zero1_optimizer_bytes(n_params, dp):
+    # return bytes per GPU
+    raise NotImplementedError
+
+
+my_zero1_optimizer_bytes = checks.exercise("04.zero1_optimizer_bytes",
+                                           my_zero1_optimizer_bytes)
+
+# %% [markdown]
+# **Exercise 3.** In DeepSeek-V3's layout, how many GPUs hold a copy of any one
+# expert (of one layer)?
+
+# %%
+answer = None  # an int
+checks.answer("04.expert_copies", answer)
+
+# %% [markdown]
+# ## Summary
+#
+# - DP copies the model, TP cuts matrices, PP cuts layers, EP spreads experts,
+#   ZeRO shards optimizer states (then gradients, then weights) over DP copies.
+# - DeepSeek-V3: PP16 × DP128 on 2,048 GPUs, EP64 inside each stage: dense
+#   weights exist 128 times, each expert twice, 4 experts per GPU.
+# - A real two-process run gives the same weights with DP and ZeRO-1 as one
+#   process, ZeRO-1 halves the optimizer, and the bytes match the prediction.
+#
+# **Next:** [05 · How long does training take?](05_training_time.ipynb)
