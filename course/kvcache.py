@@ -9,7 +9,12 @@ The MTP module is not counted: it is dropped (or run as a draft) at inference.
 
 from __future__ import annotations
 
-from course.configs import ModelConfig, load_config
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from course.configs import ModelConfig, gpu, load_config
 
 
 def kv_elements_per_token_per_layer(cfg: ModelConfig) -> int:
@@ -36,3 +41,183 @@ def kv_cache_bytes(cfg, seq_len: int, batch: int = 1, dtype_bytes: float = 2) ->
     if seq_len < 0 or batch < 1:
         raise ValueError("seq_len must be ≥ 0 and batch ≥ 1.")
     return kv_bytes_per_token(cfg, dtype_bytes) * seq_len * batch
+
+
+# ----------------------------------------------------------------------- counterfactuals
+
+
+def mha_bytes_per_token(cfg, dtype_bytes: float = 2, materialised: bool = False) -> int:
+    """What the same model would cache per token with plain multi-head attention.
+
+    Default: 2 * n_h * d_h * layers, the V2 paper's Table 1 comparison (d_h = 128 for V3).
+    materialised=True (MLA models only): the per-head K (d_h + d_h^R) and V (d_v) that
+    MLA's up-projections produce, i.e. what DeepSeek's attn_impl="naive" code caches.
+    """
+    cfg = load_config(cfg)
+    if materialised and cfg.attention_kind != "mla":
+        raise ValueError("materialised=True needs an MLA model (it expands MLA's latent).")
+    if materialised:
+        per_head = cfg.qk_nope_head_dim + cfg.qk_rope_head_dim + cfg.v_head_dim
+    else:
+        per_head = 2 * cfg.head_dim
+    return int(round(cfg.num_heads * per_head * cfg.num_layers * dtype_bytes))
+
+
+def reduction(cfg, dtype_bytes: float = 2, materialised: bool = False) -> float:
+    """1 - cache / MHA cache: the share of the MHA cache the model's attention saves."""
+    return 1 - kv_bytes_per_token(cfg, dtype_bytes) / mha_bytes_per_token(
+        cfg, dtype_bytes, materialised)
+
+
+#: DeepSeek-V2 (arXiv:2405.04434 2.1, 3.1.2): 60 layers, 128 heads, d_c 512, d_h^R 64.
+DEEPSEEK_V2 = dict(name="deepseek-v2", model_type="deepseek_v2", hidden_size=5120,
+                   num_hidden_layers=60, num_attention_heads=128, intermediate_size=12288,
+                   vocab_size=102400, q_lora_rank=1536, kv_lora_rank=512,
+                   qk_nope_head_dim=128, qk_rope_head_dim=64, v_head_dim=128)
+#: DeepSeek LLM 67B (arXiv:2401.02954; HF config): 95 layers, GQA with 8 KV heads of 128.
+#: The KV-head count is UNVERIFIED at primary (FACTS.md 2).
+DEEPSEEK_67B = dict(name="deepseek-llm-67b", model_type="llama", hidden_size=8192,
+                    num_hidden_layers=95, num_attention_heads=64, num_key_value_heads=8,
+                    intermediate_size=22016, vocab_size=102400)
+
+
+def tokens_that_fit(cfg, gpu_gb: float = 141, n_gpus: int = 1, weight_bytes: float = 1,
+                    kv_dtype_bytes: float = 2) -> int:
+    """Tokens of cache (summed over all sequences) that fit in `n_gpus` GPUs of `gpu_gb`
+    decimal GB beside the weights (`weight_bytes` per parameter; no activations, no
+    framework overhead). Weights from `course.memory.param_count`."""
+    from course.memory import param_count
+
+    cfg = load_config(cfg)
+    if gpu_gb <= 0 or n_gpus < 1:
+        raise ValueError("GPU memory must be positive and n_gpus at least 1.")
+    free = gpu_gb * 1e9 * n_gpus - param_count(cfg).total * weight_bytes
+    if free <= 0:
+        raise ValueError(f"The weights alone ({param_count(cfg).total * weight_bytes / 1e9:,.0f}"
+                         f" GB) do not fit in {n_gpus} × {gpu_gb:g} GB.")
+    return int(free // kv_bytes_per_token(cfg, kv_dtype_bytes))
+
+
+# ----------------------------------------------------------------------------- decode cost
+
+DECODE_PATHS = ("absorbed", "naive", "mha")
+
+
+@dataclass(frozen=True)
+class DecodeCost:
+    """Work of one decode step (one new token for each of `batch` sequences)."""
+
+    weight_flops: float  # 2 * active params * batch: the matrix-vector products
+    attention_flops: float  # scores and mixing over the cached context
+    weight_bytes: float  # every weight the step touches, read once
+    cache_bytes: float  # the whole cache, read once
+
+    @property
+    def flops(self) -> float:
+        return self.weight_flops + self.attention_flops
+
+    @property
+    def bytes(self) -> float:
+        return self.weight_bytes + self.cache_bytes
+
+    @property
+    def intensity(self) -> float:
+        """Arithmetic intensity, FLOPs per byte moved from memory."""
+        return self.flops / self.bytes
+
+
+def attention_flops_per_token(cfg: ModelConfig, context: int, path: str = "absorbed") -> float:
+    """FLOPs one new token spends attending over `context` cached tokens, all layers."""
+    if path not in DECODE_PATHS:
+        raise ValueError(f"path must be one of {', '.join(DECODE_PATHS)}, not {path!r}.")
+    h, S = cfg.num_heads, context
+    if cfg.attention_kind != "mla":
+        return cfg.num_layers * 4 * S * h * cfg.head_dim  # q.k and weights @ v
+    qk, dc = cfg.qk_nope_head_dim + cfg.qk_rope_head_dim, cfg.kv_lora_rank
+    if path == "absorbed":  # scores against [c ; k^R], mixing of c
+        per_layer = 2 * S * h * (dc + cfg.qk_rope_head_dim) + 2 * S * h * dc
+    else:
+        per_layer = 2 * S * h * (qk + cfg.v_head_dim)
+        if path == "naive":  # re-expanding every cached latent to K and V, every step
+            per_layer += 2 * S * dc * h * (cfg.qk_nope_head_dim + cfg.v_head_dim)
+    return cfg.num_layers * per_layer
+
+
+def weights_touched(cfg: ModelConfig, batch: int) -> float:
+    """Parameters a decode step reads (no input embedding). In an MoE layer, `batch`
+    tokens each picking k of N experts touch N(1 - (1 - k/N)^B) distinct experts on
+    average (uniform routing)."""
+    from course.memory import ffn_params, param_count
+
+    pc = param_count(cfg)
+    n = pc.active_without_embedding
+    if cfg.is_moe:
+        N, k = cfg.n_routed_experts, cfg.experts_per_token
+        distinct = N * (1 - (1 - k / N) ** batch)
+        n += cfg.n_moe_layers * (distinct - k) * ffn_params(cfg.hidden_size,
+                                                            cfg.moe_intermediate_size)
+    return n
+
+
+def decode_step_cost(cfg, context: int, batch: int = 1, path: str = "absorbed",
+                     weight_bytes: float = 2, kv_dtype_bytes: float = 2) -> DecodeCost:
+    """FLOPs and bytes of one decode step at `context` cached tokens per sequence."""
+    cfg = load_config(cfg)
+    if context < 1 or batch < 1:
+        raise ValueError("context and batch must be at least 1.")
+    per_token = (mha_bytes_per_token(cfg, kv_dtype_bytes, materialised=True)
+                 if path == "mha" and cfg.attention_kind == "mla"
+                 else kv_bytes_per_token(cfg, kv_dtype_bytes))
+    from course.memory import param_count
+
+    return DecodeCost(weight_flops=2 * param_count(cfg).active_without_embedding * batch,
+                      attention_flops=batch * attention_flops_per_token(cfg, context, path),
+                      weight_bytes=weights_touched(cfg, batch) * weight_bytes,
+                      cache_bytes=batch * context * per_token)
+
+
+def roofline_seconds(cost: DecodeCost, gpu_name: str = "H200", precision: str = "bf16") -> dict:
+    """Lower bound on the step time: max(FLOPs / peak, bytes / bandwidth), and which wins."""
+    spec = gpu(gpu_name)
+    compute_s = cost.flops / (spec.peak_tflops(precision) * 1e12)
+    memory_s = cost.bytes / (spec.hbm_tb_s * 1e12)
+    return dict(seconds=max(compute_s, memory_s), compute_s=compute_s, memory_s=memory_s,
+                bound="compute" if compute_s > memory_s else "memory")
+
+
+def ridge_intensity(gpu_name: str = "H200", precision: str = "bf16") -> float:
+    """FLOPs per byte above which a kernel on this GPU is compute-bound (the ridge point)."""
+    spec = gpu(gpu_name)
+    return spec.peak_tflops(precision) * 1e12 / (spec.hbm_tb_s * 1e12)
+
+
+# ------------------------------------------------------------- the compression trade-off
+
+
+def kv_activations(model, idx) -> list[tuple]:
+    """Keys and values an MHA `course.model.TinyLM` computes for the tokens `idx` (B, T):
+    per layer (K, V), each (B*T, d_model), before RoPE (RoPE is what MLA keeps apart)."""
+    if not all(hasattr(b.attn, "wk") for b in model.blocks):
+        raise ValueError("kv_activations needs a model with MHA attention (attention='mha').")
+    captured = []
+    hooks = [b.attn.register_forward_hook(
+        lambda mod, args, out: captured.append((mod.wk(args[0]), mod.wv(args[0]))))
+        for b in model.blocks]
+    try:
+        with torch.no_grad():
+            model(idx)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return [(k.flatten(0, 1), v.flatten(0, 1)) for k, v in captured]
+
+
+def rank_error(matrix: torch.Tensor, ranks) -> np.ndarray:
+    """Relative error ||M - M_r||_F / ||M||_F of the best rank-r approximation of each
+    `matrix` (N, d) for every r in `ranks` (Eckart-Young: from the singular values)."""
+    s2 = torch.linalg.svdvals(matrix.double()).pow(2).numpy()
+    tail = np.concatenate([np.cumsum(s2[::-1])[::-1], [0.0]])  # tail[r] = sum_{i>=r} s_i^2
+    ranks = np.asarray(ranks)
+    if (ranks < 0).any():
+        raise ValueError("ranks must be ≥ 0.")
+    return np.sqrt(tail[np.minimum(ranks, len(s2))] / s2.sum())
