@@ -1,0 +1,292 @@
+"""FP8 as DeepSeek-V3 trains with it (report §3.3): the formats, fine-grained scaling, and
+an FP8 linear layer whose three GEMMs (Fprop, Dgrad, Wgrad) run on FP8 operands.
+
+* Rounding is torch's own `float8_e4m3fn` / `float8_e5m2` casts (round to nearest even);
+  nothing here re-implements the formats.
+* `quantize(x, fmt, block)` scales by amax / format max, online, like `act_quant` in
+  DeepSeek-V3's `inference/kernel.py`: one scale per tensor (`block=None`), per 1×128 tile
+  (activations) or per 128×128 block (weights). Shapes that do not divide the block are
+  zero-padded: the last tile or block is simply smaller.
+* `FP8Linear` does quantize → FP8 products accumulated per 128-wide group of the
+  reduction dimension → scales applied when the group's partial sum is promoted to FP32.
+  That is the structure of the report's GEMM (Fig. 7). On a CPU the products are computed
+  in FP32, where the product of two FP8 numbers is exact, so only the accumulation inside
+  a 128-group differs from the hardware (see `course.fp8_accum` for that part).
+
+Left out: the E5M6 format for cached attention outputs, power-of-two scales, FP8 caching
+of SwiGLU inputs and FP8 communication (report §3.3.3).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+#: Formats by name; E4M3 is the OCP/NVIDIA "fn" variant (no infinities, max 448).
+DTYPES = {"e4m3": torch.float8_e4m3fn, "e5m2": torch.float8_e5m2, "bf16": torch.bfloat16}
+TILE = (1, 128)  # activations: per token, per 128 channels (report §3.3.2)
+BLOCK = (128, 128)  # weights: per 128 input × 128 output channels
+
+
+@dataclass(frozen=True)
+class FormatSpec:
+    """A floating-point format derived from its bit layout (no lookup in torch)."""
+
+    name: str
+    exp_bits: int
+    mant_bits: int
+    ieee_special: bool  # True: all-ones exponent is inf/NaN (E5M2, BF16); False: E4M3fn
+
+    @property
+    def bias(self) -> int:
+        return 2 ** (self.exp_bits - 1) - 1
+
+    @property
+    def max(self) -> float:
+        # subtle: E4M3fn keeps the all-ones exponent for numbers and spends only the
+        # all-ones mantissa on NaN, so its largest value is 1.75 * 2^8 = 448, not 240.
+        if self.ieee_special:
+            return (2 - 2.0 ** -self.mant_bits) * 2.0 ** (2 ** self.exp_bits - 2 - self.bias)
+        return (2 - 2.0 ** (1 - self.mant_bits)) * 2.0 ** (2 ** self.exp_bits - 1 - self.bias)
+
+    @property
+    def min_normal(self) -> float:
+        return 2.0 ** (1 - self.bias)
+
+    @property
+    def min_subnormal(self) -> float:
+        return 2.0 ** (1 - self.bias - self.mant_bits)
+
+    @property
+    def eps(self) -> float:
+        return 2.0 ** -self.mant_bits
+
+    @property
+    def has_inf(self) -> bool:
+        return self.ieee_special
+
+
+FORMATS = {"e4m3": FormatSpec("E4M3", 4, 3, False), "e5m2": FormatSpec("E5M2", 5, 2, True),
+           "bf16": FormatSpec("BF16", 8, 7, True)}
+
+
+def _dtype(fmt: str) -> torch.dtype:
+    if fmt not in DTYPES:
+        raise ValueError(f"fmt must be one of {', '.join(DTYPES)}, not {fmt!r}.")
+    return DTYPES[fmt]
+
+
+def format_spec(fmt: str) -> FormatSpec:
+    """Exponent/mantissa bits, max, min normal, min subnormal and epsilon of `fmt`."""
+    _dtype(fmt)
+    return FORMATS[fmt]
+
+
+def representable_values(fmt: str) -> torch.Tensor:
+    """Every finite value of an 8-bit format, sorted and unique (float32, about 250 values)."""
+    if fmt not in ("e4m3", "e5m2"):
+        raise ValueError("representable_values lists the 8-bit formats e4m3 and e5m2 only.")
+    every = torch.arange(256, dtype=torch.uint8).view(_dtype(fmt)).float()
+    return torch.unique(every[torch.isfinite(every)])  # unique also merges +0 and -0
+
+
+def round_to(x: torch.Tensor, fmt: str) -> torch.Tensor:
+    """Round `x` to the nearest value of `fmt` (saturating at ±max), back in float32."""
+    limit = format_spec(fmt).max
+    return x.float().clamp(-limit, limit).to(_dtype(fmt)).float()
+
+
+# ----------------------------------------------------------------------- fine-grained scaling
+
+
+def _check_block(x: torch.Tensor, block) -> tuple[int, int] | None:
+    if block is None:
+        return None
+    if len(block) != 2 or min(block) < 1:
+        raise ValueError("block must be None, (1, 128), (128, 128) or another (rows, cols).")
+    if x.dim() < 2:
+        raise ValueError("Tile or block scaling needs a tensor with at least 2 dimensions.")
+    return int(block[0]), int(block[1])
+
+
+def _blocks(x2d: torch.Tensor, bm: int, bn: int) -> torch.Tensor:
+    """Zero-pad (R, C) to whole blocks and view it as (R/bm, bm, C/bn, bn)."""
+    R, C = x2d.shape
+    # A block wider than the tensor is the whole tensor: no padding needed.
+    bm, bn = min(bm, max(R, 1)), min(bn, max(C, 1))
+    pr, pc = -R % bm, -C % bn
+    if pr or pc:
+        x2d = torch.nn.functional.pad(x2d, (0, pc, 0, pr))
+    return x2d.reshape((R + pr) // bm, bm, (C + pc) // bn, bn)
+
+
+def _unblock(xb: torch.Tensor, shape) -> torch.Tensor:
+    """Inverse of `_blocks`: (R/bm, bm, C/bn, bn) back to `shape` (R, C), padding cut off."""
+    a, bm, b, bn = xb.shape
+    full = xb.reshape(a * bm, b * bn)
+    return full if full.shape == shape else full[: shape[0], : shape[1]].contiguous()
+
+
+def quantize(x: torch.Tensor, fmt: str = "e4m3", block=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scale `x` so each tensor/tile/block's max-abs lands on the format max, then cast.
+
+    x (..., C); block None → scale (), (bm, bn) → scale (ceil(R/bm), ceil(C/bn)) with the
+    leading dimensions flattened into R rows. Returns (q in the FP8 dtype, FP32 scale),
+    and x ≈ dequantize(q, scale, block). An all-zero group gets scale 1.
+    """
+    fmax, dtype = format_spec(fmt).max, _dtype(fmt)
+    x = x.float()
+    blk = _check_block(x, block)
+    if blk is None:
+        amax = x.abs().max() if x.numel() else torch.tensor(0.0)
+        scale = torch.where(amax > 0, amax / fmax, torch.ones_like(amax))
+        # No clamp needed: |x / scale| <= fmax up to FP32 rounding, which the cast's
+        # round-to-nearest absorbs.
+        return (x / scale).to(dtype), scale
+    x2d = x.reshape(-1, x.shape[-1])
+    xb = _blocks(x2d, *blk)  # (R/bm, bm, C/bn, bn)
+    amax = xb.abs().amax(dim=(1, 3))
+    scale = torch.where(amax > 0, amax / fmax, torch.ones_like(amax))
+    q = _unblock((xb / scale[:, None, :, None]).to(dtype), x2d.shape)
+    return q.view(x.shape), scale
+
+
+@functools.lru_cache(maxsize=None)
+def _decode_table(dtype: torch.dtype) -> torch.Tensor:
+    return torch.arange(256, dtype=torch.uint8).view(dtype).float()  # (256,) torch's decoding
+
+
+def to_float(q: torch.Tensor) -> torch.Tensor:
+    """q.float() for an FP8 tensor, read from a table of torch's own decoding of all 256
+    codes (the CPU cast is several times slower than this lookup)."""
+    if q.dtype not in (torch.float8_e4m3fn, torch.float8_e5m2):
+        return q.float()
+    return torch.take(_decode_table(q.dtype), q.view(torch.uint8).long())
+
+
+def dequantize(q: torch.Tensor, scale: torch.Tensor, block=None) -> torch.Tensor:
+    """Undo `quantize`: q (..., C) times its scales, in float32, same shape as q."""
+    blk = _check_block(q, block)
+    if blk is None:
+        return to_float(q) * scale
+    q2d = to_float(q).reshape(-1, q.shape[-1])
+    xb = _blocks(q2d, *blk)
+    if tuple(scale.shape) != (xb.shape[0], xb.shape[2]):
+        raise ValueError(f"scale has shape {tuple(scale.shape)}, expected one per block "
+                         f"{(xb.shape[0], xb.shape[2])}.")
+    return _unblock(xb * scale[:, None, :, None], q2d.shape).view(q.shape)
+
+
+def quantization_error(x: torch.Tensor, fmt: str = "e4m3", block=None) -> dict:
+    """How a quantize→dequantize round trip hurts x: mean of |x̂−x|/|x| over non-zero
+    entries (the typical entry's error), norm-wise ‖x̂−x‖/‖x‖ (dominated by the largest
+    entries), and the fraction of non-zero entries flushed to zero (underflow)."""
+    xh = dequantize(*quantize(x, fmt, block), block)
+    nonzero = x != 0
+    rel = (xh - x).abs()[nonzero] / x.abs()[nonzero]
+    return {"rel_error": rel.mean().item() if rel.numel() else 0.0,
+            "norm_error": ((xh - x).norm() / x.norm().clamp(min=1e-30)).item(),
+            "underflow": ((xh == 0) & nonzero).sum().item() / max(int(nonzero.sum()), 1)}
+
+
+def activations_with_outlier(tokens: int = 256, channels: int = 512, outlier: float = 100.0,
+                             seed: int = 0) -> torch.Tensor:
+    """A (tokens, channels) activation: N(0, 1) entries plus one token with one huge
+    channel of size `outlier` (the outliers LLM activations are known for)."""
+    if outlier <= 0 or tokens < 1 or channels < 1:
+        raise ValueError("outlier, tokens and channels must all be positive.")
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(tokens, channels, generator=g)
+    x[tokens // 3, channels // 5] = outlier
+    return x
+
+
+# ----------------------------------------------------------------------------- FP8 linear
+
+
+def _row_scales(scale: torch.Tensor, rows_per_scale: int, n_rows: int) -> torch.Tensor:
+    return scale.repeat_interleave(rows_per_scale, 0)[:n_rows]  # (n_rows, G)
+
+
+def scaled_gemm(qa, sa, qb, sb, a_block=TILE, b_block=TILE) -> torch.Tensor:
+    """A @ Bᵀ from FP8 operands: qa (M, K), qb (N, K), both scaled per 128-wide group of K.
+
+    Products of each K-group are summed in FP32, then multiplied by that group's scales
+    (the report's promotion to CUDA cores, Fig. 7b) and added up. Returns (M, N) float32.
+    """
+    M, K = qa.shape
+    N, G, gk = qb.shape[0], -(-K // a_block[1]), a_block[1]
+    if a_block[1] != b_block[1] or sa.shape[1] != G or sb.shape[1] != G:
+        raise ValueError("Both operands must be scaled in the same groups of the K dimension.")
+    pad = G * gk - K
+    a = torch.nn.functional.pad(qa.float(), (0, pad)).view(M, G, gk)
+    b = torch.nn.functional.pad(qb.float(), (0, pad)).view(N, G, gk)
+    partial = torch.einsum("mgk,ngk->gmn", a, b)  # (G, M, N), one FP32 sum per group
+    ra = _row_scales(sa, a_block[0], M).t()[:, :, None]  # (G, M, 1)
+    rb = _row_scales(sb, b_block[0], N).t()[:, None, :]  # (G, 1, N)
+    return (partial * ra * rb).sum(0)
+
+
+def fp8_matmul(qa, sa, qb, sb, a_block=TILE, b_block=TILE) -> torch.Tensor:
+    """A @ Bᵀ from FP8 operands qa (M, K), qb (N, K): dequantize both, one FP32 matmul.
+
+    Equal to `scaled_gemm` up to FP32 rounding order (every scale is constant over a
+    128-group of K, so it can be applied before or after the group's sum); faster on a CPU.
+    """
+    return dequantize(qa, sa, a_block) @ dequantize(qb, sb, b_block).t()
+
+
+class _FP8LinearFn(torch.autograd.Function):
+    """y = x Wᵀ with all three GEMMs on FP8 operands (report §3.3, Fig. 6)."""
+
+    @staticmethod
+    def forward(ctx, x2d, weight, fmt):
+        qx, sx = quantize(x2d, fmt, TILE)  # 1x128 tiles along the input channels
+        qw, sw = quantize(weight, fmt, BLOCK)  # 128x128 blocks
+        ctx.save_for_backward(qx, sx, qw, sw)  # activations are cached in FP8 (§3.3.3)
+        ctx.fmt = fmt
+        return fp8_matmul(qx, sx, qw, sw, TILE, BLOCK)  # Fprop
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        qx, sx, qw, sw = ctx.saved_tensors
+        fmt = ctx.fmt
+        # Dgrad: dX = dY W, reduction over the output channels: tiles of dY along them,
+        # and the same 128x128 weight blocks read transposed.
+        qg, sg = quantize(grad_out, fmt, TILE)
+        grad_x = dequantize(qg, sg, TILE) @ dequantize(qw, sw, BLOCK)
+        # Wgrad: dW = dYᵀ X, reduction over tokens: both operands re-tiled 1x128 along
+        # tokens (the report's 1x128 → 128x1 re-tiling), from the cached FP8 activations.
+        qgt, sgt = quantize(grad_out.t(), fmt, TILE)
+        qxt, sxt = quantize(dequantize(qx, sx, TILE).t(), fmt, TILE)
+        grad_w = fp8_matmul(qgt, sgt, qxt, sxt, TILE, TILE)
+        return grad_x, grad_w, None
+
+
+class FP8Linear(nn.Linear):
+    """A bias-free linear whose Fprop, Dgrad and Wgrad use FP8 operands with fine-grained
+    scales; the master weight `.weight` stays FP32 (report §3.3.3). x (..., in) → (..., out)."""
+
+    def __init__(self, in_features: int, out_features: int, fmt: str = "e4m3"):
+        super().__init__(in_features, out_features, bias=False)
+        format_spec(fmt)
+        if fmt == "bf16":
+            raise ValueError("FP8Linear computes in e4m3 or e5m2; use precision='bf16' for BF16.")
+        self.fmt = fmt
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x2d = x.reshape(-1, self.in_features)
+        y = _FP8LinearFn.apply(x2d, self.weight, self.fmt)
+        return y.view(*x.shape[:-1], self.out_features).to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, fmt={self.fmt}"
+
+
+#: Bytes per parameter DeepSeek-V3 keeps while training (report §3.3.3): FP32 master
+#: weights and gradients, AdamW moments in BF16. The FP8 weight copy is made per GEMM.
+TRAINING_BYTES_PER_PARAM = {"master weight (FP32)": 4, "gradient (FP32)": 4,
+                            "AdamW first moment (BF16)": 2, "AdamW second moment (BF16)": 2}

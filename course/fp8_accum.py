@@ -1,0 +1,172 @@
+"""Inside the FP8 GEMM: limited-precision accumulation and promotion (DeepSeek-V3 report
+§3.3.2 "Increasing Accumulation Precision" and §3.5.2), the real tensor-core GEMM on a
+GPU, and the toy training comparison FP8 vs BF16 vs FP32.
+
+The report: the H800's FP8 tensor cores keep "around 14 bits" while accumulating; for
+random matrices with K = 4096 the maximum relative error is "nearly 2%". The fix copies
+the partial sums to FP32 registers every N_C = 128 elements (4 WGMMAs).
+
+Assumptions of `limited_accumulate` (an emulation; NVIDIA does not document the adder):
+* products of the FP8 inputs are exact (a 4-bit × 4-bit significand fits easily);
+* the tensor core adds `group` = 32 products at a time into its accumulator; every addend
+  and the accumulator are aligned to the largest exponent among them and every bit below
+  `mant_bits` fraction bits of that exponent is cut off (truncation toward zero, §3.5.2
+  "only the highest 14 bits of each mantissa product" and "truncates bits exceeding this
+  range"); the accumulator register keeps the same width. `mant_bits` counts fraction
+  bits after the leading one, as "23" does for FP32 and "3" for E4M3;
+* with promotion (`n_c`), every n_c products the partial sum is added to an FP32 total
+  and the accumulator restarts from zero.
+Default inputs are E4M3 values of uniform [0, 1) entries (all positive, so truncation
+errors all point the same way, the worst case for a sum); see the notebook for N(0, 1).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+
+import numpy as np
+import torch
+
+from course import fp8
+
+
+def truncate(x: torch.Tensor, exponent: torch.Tensor, mant_bits: int) -> torch.Tensor:
+    """Cut x (float64) to the grid 2^(exponent − 1 − mant_bits), toward zero.
+
+    `exponent` is torch.frexp's: the leading bit of the aligning value is 2^(exponent−1).
+    """
+    step = torch.ldexp(torch.ones_like(x), (exponent - 1 - mant_bits).to(torch.int32))
+    return torch.trunc(x / step) * step
+
+
+def limited_accumulate(products: torch.Tensor, mant_bits: int = 14, n_c: int | None = None,
+                       group: int = 32) -> torch.Tensor:
+    """Sum each row of `products` (n, K) as the emulated tensor core would; returns (n,)
+    float64. n_c=None: never promote (the whole row in the narrow accumulator)."""
+    if mant_bits < 1 or group < 1 or (n_c is not None and (n_c < group or n_c % group)):
+        raise ValueError("mant_bits and group must be positive; N_C a multiple of the "
+                         f"{group}-element MMA step.")
+    p = products.double()
+    total = torch.zeros(p.shape[0], dtype=torch.float32)  # FP32 registers on CUDA cores
+    acc = torch.zeros(p.shape[0], dtype=torch.float64)
+    for start in range(0, p.shape[1], group):
+        chunk = p[:, start: start + group]
+        top = torch.maximum(chunk.abs().amax(1), acc.abs())
+        _, e = torch.frexp(top)  # 1) align to the largest exponent (accumulator included)
+        acc = acc + truncate(chunk, e[:, None], mant_bits).sum(1)  # 2) cut each addend
+        acc = truncate(acc, torch.frexp(acc)[1], mant_bits)  # 3) narrow register
+        if n_c is not None and (start + group) % n_c == 0:
+            total = total + acc.float()  # 4) promotion to FP32, restart the accumulator
+            acc = torch.zeros_like(acc)
+    return (total + acc.float()).double() if n_c is not None else acc
+
+
+def random_operands(m: int, n: int, k: int, dist: str = "uniform", seed: int = 0):
+    """E4M3 matrices A (m, k), B (n, k) for the experiment, as exact float64."""
+    g = torch.Generator().manual_seed(seed)
+    if dist == "uniform":
+        a, b = torch.rand(m, k, generator=g), torch.rand(n, k, generator=g)
+    elif dist == "normal":
+        a, b = torch.randn(m, k, generator=g), torch.randn(n, k, generator=g)
+    else:
+        raise ValueError("dist must be 'uniform' or 'normal'.")
+    return fp8.round_to(a, "e4m3").double(), fp8.round_to(b, "e4m3").double()
+
+
+def accumulation_error(k: int = 4096, mant_bits: int = 14, n_c: int | None = None,
+                       dist: str = "uniform", m: int = 16, n: int = 16, seed: int = 0) -> dict:
+    """Relative error of every A Bᵀ entry against exact float64: max and median of
+    |got − exact| / max|exact| (normalised by the largest entry, so a near-zero output of a
+    zero-mean sum does not make the ratio meaningless)."""
+    if not 32 <= k <= 65536:
+        raise ValueError("K must be between 32 and 65536.")
+    a, b = random_operands(m, n, k, dist, seed)
+    products = (a[:, None, :] * b[None, :, :]).reshape(m * n, k)  # exact in float64
+    exact = products.sum(1)
+    got = limited_accumulate(products, mant_bits, n_c)
+    err = (got - exact).abs() / exact.abs().max()
+    return {"max": err.max().item(), "median": err.median().item(), "k": k,
+            "mant_bits": mant_bits, "n_c": n_c}
+
+
+def error_vs_k(ks, mant_bits: int = 14, n_c: int | None = None, dist: str = "uniform",
+               m: int = 8, n: int = 8) -> np.ndarray:
+    """Max relative error for each K in `ks` (the curve the notebook draws)."""
+    return np.array([accumulation_error(int(k), mant_bits, n_c, dist, m, n)["max"]
+                     for k in ks])
+
+
+# ----------------------------------------------------------------- the real GEMM on a GPU
+
+
+def fp8_gemm_supported() -> bool:
+    """True on a CUDA GPU with FP8 tensor cores (compute capability 8.9+: Ada, Hopper)."""
+    return torch.cuda.is_available() and torch.cuda.get_device_capability() >= (8, 9)
+
+
+def _time_cuda(fn, repeats: int) -> float:
+    fn()
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    torch.cuda.synchronize()
+    return (time.perf_counter() - start) / repeats
+
+
+def gemm_benchmark(n: int = 8192, repeats: int = 20, seed: int = 0) -> dict:
+    """Time an n×n×n GEMM in BF16 (torch.matmul) and FP8 E4M3 (torch._scaled_mm, per-tensor
+    scales, BF16 output); return TFLOP/s, speed-up and each one's error vs FP32."""
+    if not fp8_gemm_supported():
+        raise RuntimeError("The FP8 GEMM needs a CUDA GPU with FP8 tensor cores "
+                           "(compute capability 8.9+, e.g. H100/H200); none is visible here.")
+    if n < 16 or n % 16:
+        raise ValueError("n must be a positive multiple of 16 for the FP8 tensor cores.")
+    g = torch.Generator(device="cuda").manual_seed(seed)
+    a = torch.randn(n, n, device="cuda", generator=g)
+    b = torch.randn(n, n, device="cuda", generator=g)
+    reference = a @ b
+    qa, sa = fp8.quantize(a, "e4m3")
+    qb, sb = fp8.quantize(b.t().contiguous(), "e4m3")  # _scaled_mm wants B column-major
+    a16, b16 = a.bfloat16(), b.bfloat16()
+
+    def run_fp8():
+        return torch._scaled_mm(qa, qb.t(), scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16)
+
+    t8, t16 = _time_cuda(run_fp8, repeats), _time_cuda(lambda: a16 @ b16, repeats)
+
+    def rel(x):
+        return ((x.float() - reference).norm() / reference.norm()).item()
+
+    flops = 2 * n**3
+    return {"n": n, "fp8_tflops": flops / t8 / 1e12, "bf16_tflops": flops / t16 / 1e12,
+            "speedup": t16 / t8, "fp8_error": rel(run_fp8()), "bf16_error": rel(a16 @ b16)}
+
+
+# ------------------------------------------------------------- toy training comparison
+
+
+@functools.lru_cache(maxsize=16)
+def train_precision(precision: str, steps: int = 150, seed: int = 0):
+    """Train the course's model (`course.train`) with every linear in `precision`; cached."""
+    from course.train import tiny_config, train_lm
+
+    return train_lm(tiny_config(precision=precision), steps=steps, seed=seed)
+
+
+def compare_precisions(steps: int = 150, seed: int = 0, last: int = 20) -> dict:
+    """FP32, BF16 and FP8 runs from the same seed; relative gap of each one's mean loss over
+    the `last` steps and of its validation loss, against the BF16 run (the report's baseline)."""
+    if not 1 <= last <= steps:
+        raise ValueError("last must be between 1 and the number of steps.")
+    runs = {p: train_precision(p, steps, seed) for p in ("fp32", "bf16", "fp8")}
+    base = runs["bf16"]
+
+    def gap(r):
+        return float(r.lm_loss[-last:].mean() / base.lm_loss[-last:].mean() - 1)
+
+    return {"loss": {p: r.lm_loss for p, r in runs.items()},
+            "val_loss": {p: r.val_loss for p, r in runs.items()},
+            "gap": {p: gap(r) for p, r in runs.items()},
+            "val_gap": {p: r.val_loss / base.val_loss - 1 for p, r in runs.items()}}
