@@ -234,3 +234,18 @@ def published_activations(schedule: str, stages: int, microbatches: int) -> int:
     """Peak activations per device in micro-batches as published (GPipe stores all)."""
     return {"gpipe": microbatches, "1f1b": stages, "zb1p": stages,
             "dualpipe": stages + 1, "dualpipev": stages + 1}[schedule]
+
+
+def bubble_sweep(names, stages: int, microbatches, **times) -> dict[str, list]:
+    """Bubble fraction of each schedule at each micro-batch count (None where the schedule
+    cannot run that shape, e.g. DualPipe below 2 x stages)."""
+    out: dict[str, list] = {}
+    for name in names:
+        row = []
+        for m in microbatches:
+            try:
+                row.append(simulate(name, stages, m, **times).bubble_fraction)
+            except ValueError:
+                row.append(None)
+        out[name] = row
+    return out

@@ -230,3 +230,16 @@ def test_measured_chunk_times_are_consistent():
     sim = t.for_simulator()
     assert 0 <= sim["w"] < sim["b"] and max(sim["f"], sim["b"]) <= sim["fb"] <= sim["f"] + sim["b"]
     simulate("dualpipe", 4, 8, **sim)  # the measured numbers are valid simulator input
+
+
+def test_gantt_widget_follows_its_controls_and_reports_bad_shapes():
+    from course.widgets.pipeline import pipeline_gantt
+
+    live = pipeline_gantt()
+    assert live.result.schedule == "dualpipe" and len(live.fig.data) == 5
+    live.apply(schedule="1f1b", stages=4, microbatches=8, f=1.0, b=2.0)
+    assert live.result.bubble == pytest.approx(9.0)
+    assert sum(len(t.x) for t in live.fig.data) == len(live.result.events)
+    live.apply(schedule="dualpipe", stages=5)
+    assert live.error and "even number of stages" in live.error
+    assert live.result.schedule == "1f1b"  # the last good figure stays
