@@ -248,3 +248,35 @@ def time_decode_step(layer: MLAttention, path: str, context: int, batch: int = 1
     finally:
         layer.path = old
     return min(times)  # the least-disturbed run, as timeit recommends on a shared machine
+
+
+def decode_layer(sizes: dict, device=None, dtype=None) -> MLAttention:
+    """One MLA layer at the `mla_decode` preset's sizes (DeepSeek-V3 widths when realistic),
+    in BF16 on CUDA and FP32 on CPU, with random weights (timing does not need trained ones)."""
+    from types import SimpleNamespace
+
+    from course.device import device as pick_device
+
+    device = device or pick_device()
+    dtype = dtype or (torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32)
+    keys = ("d_model", "n_heads", "q_lora_rank", "kv_lora_rank", "qk_nope_head_dim",
+            "qk_rope_head_dim", "v_head_dim")
+    cfg = SimpleNamespace(**{k: sizes.get(k, 0) for k in keys})
+    return MLAttention(cfg).to(device, dtype).eval()
+
+
+def measure_decode(sizes: dict | None = None, contexts=None, batch: int | None = None,
+                   repeats: int | None = None) -> dict:
+    """Measured decode-step seconds per path ("mha", "naive", "absorbed") against context
+    length, at the `mla_decode` preset for the current size (toy on CPU, V3 dims on CUDA)."""
+    from course.presets import preset
+
+    sizes = sizes or preset("mla_decode")
+    contexts = tuple(contexts or sizes["contexts"])
+    layer = decode_layer(sizes)
+    dtype = next(layer.parameters()).dtype
+    batch, repeats = batch or sizes.get("batch", 1), repeats or sizes.get("repeats", 5)
+    seconds = {p: [time_decode_step(layer, p, c, batch, repeats, dtype) for c in contexts]
+               for p in ("mha", "naive", "absorbed")}
+    return dict(contexts=contexts, batch=batch, seconds=seconds, dtype=str(dtype),
+                device=str(next(layer.parameters()).device))

@@ -36,6 +36,16 @@ PRESETS: dict[str, dict[str, dict]] = {
         "toy": dict(batch=16, seq_len=64, repeats=9),
         "realistic": dict(batch=8, seq_len=1024, repeats=20),
     },
+    # 06 · real gloo collectives timed between CPU processes, and the DiLoCo toy run.
+    "gloo": {
+        "toy": dict(world_size=2, sizes=(2**12, 2**15, 2**18, 2**20, 2**22), repeats=5),
+        "realistic": dict(world_size=4, sizes=(2**12, 2**15, 2**18, 2**20, 2**22, 2**24),
+                          repeats=10),
+    },
+    "diloco": {
+        "toy": dict(replicas=4, steps=240, d_in=8, width=32, batch=32),
+        "realistic": dict(replicas=8, steps=960, d_in=32, width=128, batch=128),
+    },
     # 08-09 · MoE training runs.
     "moe": {
         "toy": dict(n_experts=8, top_k=2, steps=150),
@@ -48,6 +58,12 @@ PRESETS: dict[str, dict[str, dict]] = {
         "realistic": dict(d_model=7168, n_experts=256, top_k=8, n_groups=8, topk_groups=4,
                           moe_inter_dim=2048, tokens=8192),
     },
+    # 03 · one MoE layer's training step measured against the memory calculator
+    # (realistic: DeepSeek-V3 widths, 16 of its 256 experts so one GPU holds the step).
+    "moe_memory": {
+        "toy": dict(d=64, n_experts=8, top_k=2, inter=32, n_shared=1, tokens=256),
+        "realistic": dict(d=7168, n_experts=16, top_k=8, inter=2048, n_shared=1, tokens=4096),
+    },
     # 10 · FP8 GEMM.
     "fp8_gemm": {
         "toy": dict(n=256),
@@ -55,10 +71,12 @@ PRESETS: dict[str, dict[str, dict]] = {
     },
     # 11 · MLA decode at long context.
     "mla_decode": {
-        "toy": dict(d_model=128, n_heads=4, kv_lora_rank=32, qk_nope_head_dim=16,
-                    qk_rope_head_dim=8, v_head_dim=16, contexts=(64, 256, 1024)),
-        "realistic": dict(d_model=7168, n_heads=128, kv_lora_rank=512, qk_nope_head_dim=128,
-                          qk_rope_head_dim=64, v_head_dim=128, contexts=(1024, 8192, 32768)),
+        "toy": dict(d_model=128, n_heads=8, q_lora_rank=0, kv_lora_rank=32,
+                    qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=16,
+                    contexts=(256, 1024, 4096), batch=4, repeats=15),
+        "realistic": dict(d_model=7168, n_heads=128, q_lora_rank=1536, kv_lora_rank=512,
+                          qk_nope_head_dim=128, qk_rope_head_dim=64, v_head_dim=128,
+                          contexts=(1024, 8192, 32768), batch=1, repeats=10),
     },
 }
 

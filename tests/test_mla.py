@@ -119,3 +119,24 @@ def test_mla_switch_builds_the_paper_projections():
         cfg.n_heads * (cfg.qk_nope_head_dim + cfg.v_head_dim), cfg.kv_lora_rank)
     assert attn.wq_b.weight.shape == (
         cfg.n_heads * (cfg.qk_nope_head_dim + cfg.qk_rope_head_dim), 16)
+
+
+def test_realistic_preset_layer_has_deepseek_v3_attention_params():
+    """The CUDA path builds V3's MLA layer; on the meta device it costs no memory here."""
+    from course.mla import decode_layer
+    from course.presets import preset
+
+    layer = decode_layer(preset("mla_decode", "realistic"), device="meta")
+    assert sum(p.numel() for p in layer.parameters()) == 187_107_328  # FACTS.md 1.3
+    assert layer.new_cache().widths == {"latent": 512, "k_rope": 64}
+
+
+def test_measure_decode_small_shapes():
+    from course.mla import measure_decode
+
+    sizes = dict(d_model=32, n_heads=2, q_lora_rank=8, kv_lora_rank=8, qk_nope_head_dim=8,
+                 qk_rope_head_dim=4, v_head_dim=8, contexts=(8, 16), batch=2, repeats=1)
+    r = measure_decode(sizes)
+    assert r["contexts"] == (8, 16) and r["batch"] == 2
+    assert set(r["seconds"]) == set(PATHS)
+    assert all(len(v) == 2 and min(v) > 0 for v in r["seconds"].values())
