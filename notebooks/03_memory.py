@@ -179,6 +179,30 @@ plots.activations_vs_seq(seq_lens, series,
                          "DeepSeek-V3: activations of one sequence").show()
 
 # %% [markdown]
+# The same check on a piece of the real thing: **one MoE layer** shaped like
+# DeepSeek-V3's (router, top-k routed SwiGLU experts, a shared expert). Its
+# saved tensors are exactly the calculator's MoE terms plus a few integer
+# indices. On a CPU it runs at toy width; on a CUDA GPU at DeepSeek-V3's width
+# (7168, experts of 2048, top-8; 16 of the 256 experts, to fit one GPU), where
+# `torch.cuda.max_memory_allocated` also records the peak of the whole step.
+
+# %%
+from course import moe_memory
+from course.device import device
+from course.presets import preset
+
+sizes = preset("moe_memory")
+step = moe_memory.measure_step(**sizes, device=str(device()))
+expected = moe_memory.predicted_saved_bytes(**sizes)
+checks.check_close("MoE layer saved bytes: measured = predicted",
+                   step["activations"], expected)
+states = step["weights"] + step["gradients"] + step["optimizer"]
+print(f"states {fmt_bytes(states)}, activations {fmt_bytes(expected)}")
+if "peak_allocated" in step:  # CUDA: the allocator's peak holds at least the states
+    print(f"peak allocated {fmt_bytes(step['peak_allocated'])}")
+    assert step["peak_allocated"] >= states
+
+# %% [markdown]
 # ## 4. Check the claim: "5,120 GB, or 64 GPUs"
 #
 # > The essay says one training replica of DeepSeek-V3 fits on **64 GPUs**

@@ -173,3 +173,32 @@ def test_inference_memory_uses_kv_cache():
     m = inference_memory("deepseek-v3", weight_bytes=1, seq_len=1000, batch=2)
     assert m["weights"] == 671_026_419_200
     assert m["kv_cache"] == 70_272 * 1000 * 2
+
+
+@pytest.mark.parametrize("d, e, k, m, s, t", [(32, 8, 2, 16, 1, 64), (48, 6, 3, 20, 2, 50),
+                                              (16, 4, 4, 8, 0, 7)])
+def test_moe_layer_measurement_matches_prediction(d, e, k, m, s, t):
+    from course.moe_memory import measure_step, predicted_saved_bytes
+
+    got = measure_step(d, e, k, m, s, tokens=t)
+    n = e * 3 * d * m + s * 3 * d * m + d * e
+    assert got["weights"] == got["gradients"] == 4 * n
+    assert got["optimizer"] == 8 * n
+    assert got["activations"] == predicted_saved_bytes(d, e, k, m, s, t)
+
+
+def test_moe_layer_prediction_is_the_calculators_moe_part():
+    """The measured layer's saved floats = the calculator's MoE elements + its input (d)
+    + one gate weight per routed copy; ints are extra bookkeeping."""
+    from course.activations import layer_elements
+    from course.moe_memory import predicted_saved_bytes
+
+    cfg = load_config(dict(model_type="deepseek_v3", hidden_size=64, num_hidden_layers=2,
+                           num_attention_heads=4, intermediate_size=128, vocab_size=10,
+                           kv_lora_rank=16, qk_nope_head_dim=8, qk_rope_head_dim=4,
+                           v_head_dim=8, n_routed_experts=8, n_shared_experts=1,
+                           num_experts_per_tok=2, moe_intermediate_size=32))
+    moe = layer_elements(cfg, True, 16)["split"] - layer_elements(cfg, False, 16)["split"]
+    moe += 4 * 128  # put back the dense FFN that the subtraction removed
+    floats = predicted_saved_bytes(64, 8, 2, 32, 1, 1, 1) - 2 * 4 * 8
+    assert floats == moe + 64 + 2
