@@ -202,3 +202,16 @@ def test_moe_layer_prediction_is_the_calculators_moe_part():
     moe += 4 * 128  # put back the dense FFN that the subtraction removed
     floats = predicted_saved_bytes(64, 8, 2, 32, 1, 1, 1) - 2 * 4 * 8
     assert floats == moe + 64 + 2
+
+
+def test_memory_widget_updates_and_reports_bad_custom_model():
+    from course.widgets.memory import memory_widget
+
+    live = memory_widget()
+    before = live.result["train_gpus"]
+    live.apply(model="llama-3-8b")
+    assert live.result["train_gpus"] < before
+    live.apply(model="custom", experts=4, hidden=2048)
+    assert live.result["params"].total > live.result["params"].active
+    live.controls["experts"].value = 1  # top-2 of 1 expert
+    assert "top-k" in live.error

@@ -84,3 +84,15 @@ def test_ep_bytes_from_routing():
     # rank 1's to 1, 2 (one leaves for rank 0). Each rank sends back what it received.
     got = ep_all_to_all_bytes([[0, 3, 2], [1, 2]], 2, 10)
     assert got == [{"dispatch": 20, "combine": 10}, {"dispatch": 10, "combine": 20}]
+
+
+def test_widget_shows_bad_layout_and_keeps_figure():
+    from course.widgets.parallel import parallel_widget
+
+    live = parallel_widget(with_button=False)
+    good = [t.y for t in live.fig.data[:4]]
+    live.apply(pp=64)
+    assert "more stages than the 61 layers" in live.error
+    assert [t.y for t in live.fig.data[:4]] == good
+    live.apply(pp=16, ep=8)
+    assert live.error is None and live.result["replicas"]["experts_per_gpu"] == 32

@@ -61,3 +61,10 @@ def test_bad_requests_raise():
         pr.run("fsdp")
     with pytest.raises(ValueError, match="divide"):
         pr.run_all(3)
+
+
+def test_failed_worker_is_reported_not_hung():
+    from course.distributed import run_workers
+
+    with pytest.raises(RuntimeError, match="strategy must be one of"):
+        run_workers(pr.worker, 2, "fsdp", dict(pr.SIZES), timeout_s=30)
