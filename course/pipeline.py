@@ -120,12 +120,17 @@ def simulate(schedule: str, stages: int, microbatches: int, f: float = 1.0, b: f
     fb = f + b if fb is None else fb
     durations = {"F": f, "B": b, "Bi": b - w, "W": w, "F&B": fb}
     events = _run(programs, place, stages, durations, comm, offset)
+    return timeline_from_events(schedule, stages, microbatches, events, len(programs),
+                                times=dict(f=f, b=b, w=w, fb=fb, comm=comm))
+
+
+def timeline_from_events(schedule: str, stages: int, microbatches: int, events: list[Event],
+                         devices: int, times: dict | None = None) -> Timeline:
+    """A Timeline from a list of events (simulated, or measured with time 0 at the start)."""
     makespan = max(e.end for e in events)
     return Timeline(schedule, stages, microbatches, events, makespan,
-                    busy=_busy(events, len(programs)),
-                    peak_activations=_peaks(events, len(programs)),
-                    params_per_device=_params(events, len(programs)),
-                    times=dict(f=f, b=b, w=w, fb=fb, comm=comm))
+                    busy=_busy(events, devices), peak_activations=_peaks(events, devices),
+                    params_per_device=_params(events, devices), times=times or {})
 
 
 def _deps(task: tuple, last: int) -> tuple:

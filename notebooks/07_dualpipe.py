@@ -26,7 +26,7 @@
 # devices spend waiting is the **bubble**.
 
 # %%
-from course import checks, device, pipeline, pipeline_timing
+from course import checks, device, pipeline, pipeline_real, pipeline_timing
 from course.model import make_block
 from course.pipeline import simulate
 from course.plots import pipeline as plots
@@ -218,6 +218,23 @@ for name in names:
     assert len(bubbles) == 1, name
 
 # %% [markdown]
+# One assumption hides in all of this: messages between devices arrive
+# instantly. Give each hop a delay (`comm=`) and the steady state of 1F1B and
+# DualPipe must wait for it on every round trip, so their bubble **grows** with
+# M, while GPipe pays it only while filling and draining (and ZB1P's deferred
+# W's happen to absorb a delay this small). Exposed communication breaks the
+# table; that is why DualPipe hides it inside F&B (next section).
+
+# %%
+for name in names:
+    row = [simulate(name, 4, m, **times, comm=0.1).bubble for m in (8, 16, 32)]
+    print(f"{name:9s}", [round(x, 2) for x in row])
+    if name in ("1f1b", "dualpipe"):
+        assert row[0] < row[1] < row[2]
+    if name == "gpipe":
+        assert max(row) - min(row) < 1e-9
+
+# %% [markdown]
 # ## 7. Inside a DualPipe chunk pair: hiding the communication
 #
 # In DeepSeek-V3 each chunk is attention, an all-to-all **dispatch** of tokens
@@ -294,7 +311,30 @@ print(f"F = {mine['f']:.3f} ms, input part B - W = {b_input:.3f} ms, "
 # conclusions survive.)
 
 # %% [markdown]
-# ## 9. Try it yourself
+# ## 9. Optional: a real 1F1B pipeline on your CPU
+#
+# `pipeline_real.run_1f1b` starts one process per stage (torch.distributed with
+# the gloo backend), gives each a block of the tiny model, and runs the very
+# 1F1B program the simulator runs, sending activations and gradients between
+# processes. It takes 10–40 s (starting processes is slow), so it is off by
+# default: set `RUN_REAL = True` and run the cell. The measured idle time per
+# rank sits beside the simulator's, fed with the run's own median F and B.
+# Expect the measured idle to be a little larger and uneven: real messages take
+# time, and other programs share your cores.
+
+# %%
+RUN_REAL = False
+if RUN_REAL:
+    real = pipeline_real.run_1f1b(3, 6, batch=sizes["batch"],
+                                  seq_len=sizes["seq_len"])
+    twin = simulate("1f1b", 3, 6, **pipeline_real.median_times(real))
+    plots.gantt(real, x_title="time (ms, measured)").show()
+    plots.gantt(twin, x_title="time (ms, simulated)").show()
+    print("idle per rank, measured: ", [f"{t:.0f}" for t in real.idle])
+    print("idle per rank, simulated:", [f"{t:.0f}" for t in twin.idle])
+
+# %% [markdown]
+# ## 10. Try it yourself
 #
 # Pick a schedule and drag the sliders; the Gantt chart is re-simulated each
 # time.

@@ -243,3 +243,18 @@ def test_gantt_widget_follows_its_controls_and_reports_bad_shapes():
     live.apply(schedule="dualpipe", stages=5)
     assert live.error and "even number of stages" in live.error
     assert live.result.schedule == "1f1b"  # the last good figure stays
+
+
+def test_real_1f1b_on_gloo_processes_respects_the_schedule():
+    from course import pipeline_real
+
+    tl = pipeline_real.run_1f1b(stages=2, microbatches=3, batch=2, seq_len=8, timeout_s=90)
+    assert_dependencies_hold(tl)
+    for rank in range(2):  # each rank ran the simulator's own 1F1B program, in order
+        ran = [(e.kind, e.microbatch) for e in sorted(tl.events, key=lambda e: e.start)
+               if e.device == rank]
+        program = schedules.one_direction("1f1b", 2, 3, split=False)[rank]
+        assert ran == [(kind, m) for kind, ((_, _, m, _),) in program]
+    assert min(tl.idle) > 0  # the last rank waits for the first forward, rank 0 for the drain
+    sim = simulate("1f1b", 2, 3, **pipeline_real.median_times(tl))
+    assert tl.makespan > 0.3 * sim.makespan

@@ -35,10 +35,11 @@ def gantt_arrays(timeline) -> dict[str, dict]:
     return out
 
 
-def gantt(timeline, title: str = "", height: int | None = None) -> go.Figure:
+def gantt(timeline, title: str = "", height: int | None = None,
+          x_title: str = "time (units of the F, B, W you chose)") -> go.Figure:
     """Device x time chart of a Timeline, one colour per kind of operation."""
     devices = timeline.devices
-    fig = figure(title or _title(timeline), "time (units of the F, B, W you chose)", "device",
+    fig = figure(title or _title(timeline), x_title, "device",
                  height=height or _height(devices), width=860, barmode="overlay",
                  bargap=0.15, margin=dict(t=90), uniformtext=dict(minsize=8, mode="hide"),
                  legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
