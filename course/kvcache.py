@@ -221,3 +221,22 @@ def rank_error(matrix: torch.Tensor, ranks) -> np.ndarray:
     if (ranks < 0).any():
         raise ValueError("ranks must be ≥ 0.")
     return np.sqrt(tail[np.minimum(ranks, len(s2))] / s2.sum())
+
+
+def kv_rank_curves(model, idx: torch.Tensor, ranks) -> dict[str, np.ndarray]:
+    """Reconstruction error of K, V, and K and V stacked side by side (one latent for both,
+    as MLA does), at each latent rank, averaged over the model's layers."""
+    acts = kv_activations(model, idx)
+    curves = {"K": [rank_error(k, ranks) for k, _ in acts],
+              "V": [rank_error(v, ranks) for _, v in acts],
+              "K and V together": [rank_error(torch.cat([k, v], 1), ranks) for k, v in acts]}
+    return {name: np.mean(errs, axis=0) for name, errs in curves.items()}
+
+
+def cache_gb(cfg, contexts, batch: int = 1, dtype_bytes: float = 2,
+             mha: bool = False) -> np.ndarray:
+    """Cache GB (decimal) at each context length: the model's own, or its MHA counterfactual."""
+    per = mha_bytes_per_token(cfg, dtype_bytes) if mha else kv_bytes_per_token(cfg, dtype_bytes)
+    if batch < 1:
+        raise ValueError("batch must be at least 1.")
+    return per * batch * np.asarray(contexts, dtype=float) / 1e9

@@ -116,3 +116,26 @@ def test_kv_activations_match_the_layer_and_rank_error_matches_svd():
 def test_kv_activations_refuses_mla_models():
     with pytest.raises(ValueError, match="MHA"):
         kv.kv_activations(TinyLM(tiny_config(attention="mla")), torch.zeros(1, 4, dtype=torch.long))
+
+
+def test_cache_widget_updates_and_reports_bad_input():
+    from course.widgets.kvcache import kv_cache_calculator
+
+    live = kv_cache_calculator()
+    assert live.result["at"] == 32768 * 70_272
+    live.apply(model="llama-3-70b", batch=8)
+    assert live.result["at"] == 8 * 32768 * 327_680
+    assert list(live.fig.data[2].y) == [live.result["at"] / 1e9]
+    assert live.fig.data[1].y[-1] > live.fig.data[0].y[-1] > 0  # MHA above GQA
+
+
+def test_latent_rank_widget_uses_the_formula():
+    from course.widgets.kvcache import latent_rank
+
+    live = latent_rank()
+    live.apply(rank=8)
+    assert live.result["mla"] == (8 + 8) * 2 * 4  # (d_c + d_h^R) x layers x FP32
+    assert live.result["mha"] == 2 * 64 * 2 * 4  # 2 x d_model x layers x FP32
+    assert live.fig.layout.shapes[0].x0 == 8
+    with pytest.raises(ValueError, match="between 1"):
+        live.compute(rank=0)  # the slider itself clamps at 1

@@ -1,0 +1,47 @@
+"""Exercises of notebook 11 · The KV cache and Multi-head Latent Attention."""
+
+import torch
+
+from course import kvcache
+from course.exercises import Exercise, register
+
+
+def gqa_bytes_per_token(layers: int, kv_heads: int, head_dim: int, dtype_bytes: float) -> float:
+    return 2 * kv_heads * head_dim * layers * dtype_bytes
+
+
+register(Exercise(
+    name="11.gqa_bytes_per_token", notebook="11",
+    prompt="KV cache bytes per token of a GQA model: layers, KV heads, head width, bytes.",
+    hint="Each layer caches one key AND one value vector per KV head: 2 x kv_heads x head_dim.",
+    reference=gqa_bytes_per_token,
+    cases=lambda: [(80, 8, 128, 2), (32, 8, 128, 2), (61, 128, 128, 1)],
+    wrong=lambda layers, kv_heads, head_dim, b: kv_heads * head_dim * layers * b,  # K only
+))
+
+
+register(Exercise(
+    name="11.llama70b_kib_per_token", notebook="11",
+    prompt="Llama-3-70B's KV cache per token in BF16, in KiB (1 KiB = 1024 bytes).",
+    hint="80 layers x 2 (K and V) x 8 KV heads x 128 x 2 bytes, then divide by 1024.",
+    expected=lambda: kvcache.kv_bytes_per_token("llama-3-70b") / 1024,
+    wrong=2560.0, rtol=1e-6,  # as if all 64 heads were cached (MHA)
+))
+
+
+def absorbed_scores(q_nope: torch.Tensor, w_uk: torch.Tensor,
+                    latent: torch.Tensor) -> torch.Tensor:
+    return (q_nope @ w_uk) @ latent.T
+
+
+register(Exercise(
+    name="11.absorbed_scores", notebook="11",
+    prompt="One head's scores q . (W_UK c_s) for all cached latents, without forming keys.",
+    hint="q . (W c) = (W^T q) . c: multiply the query by W_UK once, then by every latent.",
+    reference=absorbed_scores,
+    cases=lambda: [(torch.randn(3, 4, generator=torch.Generator().manual_seed(s)),
+                    torch.randn(4, 6, generator=torch.Generator().manual_seed(s + 1)),
+                    torch.randn(5, 6, generator=torch.Generator().manual_seed(s + 2)))
+                   for s in (0, 10)],
+    wrong=lambda q, w, c: q @ (c @ w.T).T / 2,  # an extra scale
+))
