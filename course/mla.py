@@ -159,6 +159,9 @@ class MLAttention(nn.Module):
     def forward(self, x: torch.Tensor, cache=None) -> torch.Tensor:
         if self.path not in PATHS:
             raise ValueError(f"path must be one of {', '.join(PATHS)}, not {self.path!r}.")
+        if cache is not None and isinstance(cache, ExpandedKVCache) != (self.path == "mha"):
+            raise ValueError("This cache was made for another decode path: call new_cache() "
+                             "after setting path.")
         B, T, _ = x.shape
         offset = len(cache) if cache is not None else 0
         q_nope, q_rope, latent, k_rope = self._project(x, offset)

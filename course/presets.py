@@ -66,17 +66,17 @@ PRESETS: dict[str, dict[str, dict]] = {
     },
     # 10 · FP8 GEMM.
     "fp8_gemm": {
-        "toy": dict(n=256),
-        "realistic": dict(n=8192),
+        "toy": dict(n=256, repeats=3, train_steps=150),
+        "realistic": dict(n=8192, repeats=20, train_steps=150),
     },
     # 11 · MLA decode at long context.
     "mla_decode": {
         "toy": dict(d_model=128, n_heads=8, q_lora_rank=0, kv_lora_rank=32,
                     qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=16,
-                    contexts=(256, 1024, 4096), batch=4, repeats=15),
+                    contexts=(256, 1024, 4096), batch=4, repeats=15, batches=(1, 4, 16)),
         "realistic": dict(d_model=7168, n_heads=128, q_lora_rank=1536, kv_lora_rank=512,
                           qk_nope_head_dim=128, qk_rope_head_dim=64, v_head_dim=128,
-                          contexts=(1024, 8192, 32768), batch=1, repeats=10),
+                          contexts=(1024, 8192, 32768), batch=1, repeats=10, batches=(1, 2, 4)),
     },
 }
 

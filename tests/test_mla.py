@@ -83,6 +83,9 @@ def test_bad_inputs_raise_sentences():
     layer.path = "sideways"
     with pytest.raises(ValueError, match="path must be"):
         layer(torch.randn(1, 2, 32))
+    layer.path = "mha"
+    with pytest.raises(ValueError, match="another decode path"):
+        layer(torch.randn(1, 2, 32), MLACache(8, 4))
     with pytest.raises(ValueError, match="at least 1"):
         time_decode_step(layer, "naive", context=0)
 

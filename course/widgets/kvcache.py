@@ -117,6 +117,12 @@ def latent_rank(model=None, idx: torch.Tensor | None = None) -> LiveFigure:
 # ---------------------------------------------------------------------- measured decode
 
 
+def _toy() -> bool:
+    from course.device import size
+
+    return size() == "toy"
+
+
 @lru_cache(maxsize=8)
 def measured(batch: int) -> dict:
     """Measured decode-step times at the preset sizes, cached per batch (seconds once)."""
@@ -129,11 +135,14 @@ def _draw_decode(fig, r) -> None:
 
 
 @register_bench("measured_decode", notebook="11", sweep=lambda: [
-    dict(batch=b) for b in (1, 4, 1, 4)])
+    dict(batch=b) for b in (1, 4, 1, 4)] if _toy() else [dict(batch=1), dict(batch=2)])
 def measured_decode() -> LiveFigure:
     """Batch dropdown -> measured decode-step time against context for the three paths."""
-    controls = dict(batch=dropdown("batch", [1, 4, 16], 4))
-    first = measured(4)
+    from course.presets import preset
+
+    sizes = preset("mla_decode")
+    controls = dict(batch=dropdown("batch", sizes["batches"], sizes["batch"]))
+    first = measured(sizes["batch"])
     fig = plots.decode_times(first["contexts"], first["seconds"],
                              f"One MLA layer, one decode step ({first['device']})")
     return LiveFigure(controls, measured, _draw_decode, fig)
