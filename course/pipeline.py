@@ -11,6 +11,12 @@ step needs its backward. Times follow the DeepSeek-V3 report (§3.2.1, Table 2):
 forward chunk, `b` one full backward chunk, `w` its weight-gradient part (`w=0`: the
 backward is not split), `fb` a forward and a backward chunk run overlapped (None: `f+b`).
 
+Schedules: "gpipe", "1f1b", "zb1p" (ZB-H1), "dualpipe" (`stages` devices, `microbatches`
+counting both directions) and "dualpipev" (`stages` model stages on `stages // 2`
+devices). What the simulation found about Table 2 (tests/test_pipeline.py): 1F1B's
+formula is exact; ZB1P's when W <= F and W <= B - W; DualPipe's, for its worst (middle)
+devices, when B - W = F and W <= F. Elsewhere the schedule's real gaps differ.
+
 Left out: communication is free unless `comm` is given (DualPipe's point is that it is
 hidden), all stages are equally fast, and the optimizer step is not drawn.
 """
@@ -234,7 +240,6 @@ def published_bubble(schedule: str, stages: int, f: float = 1.0, b: float = 2.0,
     return formulas[schedule]
 
 
-#: Stored activations per device, in micro-batches, from the same table (GPipe: all M).
 def published_activations(schedule: str, stages: int, microbatches: int) -> int:
     """Peak activations per device in micro-batches as published (GPipe stores all)."""
     return {"gpipe": microbatches, "1f1b": stages, "zb1p": stages,
