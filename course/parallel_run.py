@@ -172,8 +172,10 @@ def ep_forward(rank: int, world: int, sizes: dict, device: str = "cpu") -> dict:
     if sizes["experts"] % world:
         raise ValueError(f"{world} ranks do not divide {sizes['experts']} experts.")
     router, experts, tokens = _moe({**sizes, "world": world})
+    router, tokens = router.to(device), tokens.to(device)  # NCCL moves only GPU tensors
     per = sizes["experts"] // world
-    mine = {e: experts[e] for e in range(rank * per, (rank + 1) * per)}  # this rank's experts
+    mine = {e: tuple(w.to(device) for w in experts[e])  # this rank's experts only
+            for e in range(rank * per, (rank + 1) * per)}
     comm, t = CountingComm(world), sizes["tokens"]
     x = tokens[rank * t:(rank + 1) * t]
     gate, idx = route(x, router)
@@ -182,13 +184,13 @@ def ep_forward(rank: int, world: int, sizes: dict, device: str = "cpu") -> dict:
     out_splits = torch.empty_like(in_splits)
     comm.all_to_all("all_to_all (counts)", out_splits, in_splits, [1] * world, [1] * world, rank)
     ins, outs = in_splits.tolist(), out_splits.tolist()
-    recv = torch.empty(sum(outs), x.shape[1])
+    recv = torch.empty(sum(outs), x.shape[1], device=device)
     comm.all_to_all("all_to_all (dispatch)", recv, x[order], outs, ins, rank)
-    recv_idx = torch.empty(sum(outs), dtype=idx.dtype)
+    recv_idx = torch.empty(sum(outs), dtype=idx.dtype, device=device)
     comm.all_to_all("all_to_all (expert ids)", recv_idx, idx[order], outs, ins, rank)
     done = torch.stack([_expert(mine[int(e)], row) for row, e in zip(recv, recv_idx)]) \
         if len(recv) else recv
-    back = torch.empty(t, x.shape[1])
+    back = torch.empty(t, x.shape[1], device=device)
     comm.all_to_all("all_to_all (combine)", back, done, ins, outs, rank)
     y = torch.empty_like(back)
     y[order] = back
