@@ -92,7 +92,8 @@ def _measure(block, batch: int, seq_len: int, repeats: int, seed: int) -> ChunkT
                        weights=True)
     b_input = _time_backward(_Graphs(run, new_input, repeats + 1), grad_out, params, repeats,
                              sync, weights=False)
-    fb = _time_pair(run, new_input, grad_out, params, repeats, sync)
+    side = torch.cuda.Stream(device=dev) if dev.type == "cuda" else None
+    fb = _time_pair(run, new_input, grad_out, params, repeats, sync, side)
     return ChunkTimes(f=f, b=b, b_input=b_input, fb=fb)
 
 
@@ -113,13 +114,21 @@ def _time_backward(graphs: _Graphs, grad_out, params, repeats, sync, weights: bo
     return _best_time(step, repeats, sync)
 
 
-def _time_pair(run, new_input, grad_out, params, repeats, sync) -> float:
-    """A forward of a new micro-batch and the full backward of an older one, at once."""
+def _time_pair(run, new_input, grad_out, params, repeats, sync, side=None) -> float:
+    """A forward of a new micro-batch and the full backward of an older one, at once: the
+    forward on a second thread (and, on a GPU, on a second CUDA stream)."""
     graphs = _Graphs(run, new_input, repeats + 1)
+
+    def forward():
+        if side is None:
+            run(new_input())
+            return
+        with torch.cuda.stream(side):
+            run(new_input())
 
     def step():
         x, out = graphs.next()
-        other = threading.Thread(target=lambda: run(new_input()))
+        other = threading.Thread(target=forward)
         other.start()
         torch.autograd.grad(out, [x, *params], grad_out)
         other.join()

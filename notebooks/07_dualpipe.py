@@ -175,9 +175,9 @@ assert dual.bubble < max(dual.idle) == formula
 # **(b) The formulas assume balanced chunks.** They are counted on the picture
 # of the ZeroBubble paper, where the input-gradient part of a backward takes as
 # long as a forward (B − W = F) and a `W` fits in the gap left for it (W ≤ F).
-# The tests of `course.pipeline` confirm, on hundreds of random shapes, that
-# DualPipe's formula is exact under exactly those conditions, and ZB1P's when W
-# ≤ F and W ≤ B − W. Off balance the gaps change length. Two examples:
+# The tests of `course.pipeline` confirm, on randomly drawn shapes, that
+# DualPipe's formula is exact whenever those two hold, and ZB1P's whenever
+# W ≤ F and W ≤ B − W. Off balance the gaps change length. Three examples:
 
 # %%
 cases = [("dualpipe", dict(f=1.0, b=3.0, w=0.0)),  # B - W = 3 > F
@@ -216,6 +216,8 @@ for name in names:
     bubbles = {round(simulate(name, 8, m, **times).bubble, 9)
                for m in (16, 32, 64)}
     assert len(bubbles) == 1, name
+assert all(fractions["dualpipe"][i] < min(fractions[n][i] for n in names[:3])
+           for i, m in enumerate(ms) if m >= 16)
 
 # %% [markdown]
 # One assumption hides in all of this: messages between devices arrive
@@ -278,7 +280,8 @@ assert faster.makespan < plain.makespan
 # the full backward (`torch.autograd.grad` for the input **and** the weights),
 # its input part alone (`torch.autograd.grad` for the input only, which skips
 # the weight-gradient matmuls; W is the difference), and the forward of one
-# micro-batch run at the same time as the backward of another, on two threads.
+# micro-batch run at the same time as the backward of another, on two threads
+# (on a GPU, two CUDA streams).
 # Each is the best of several runs (your neighbours' work only adds time).
 
 # %%
