@@ -46,10 +46,14 @@ PRESETS: dict[str, dict[str, dict]] = {
         "toy": dict(replicas=4, steps=240, d_in=8, width=32, batch=32),
         "realistic": dict(replicas=8, steps=960, d_in=32, width=128, batch=128),
     },
-    # 08-09 · MoE training runs.
+    # 08-09 · MoE training runs (course.moe.train). Toy: one MoE layer after one dense
+    # layer, Switch-style top-1 softmax routing over 16 experts, no shared expert: the
+    # setting where rich-get-richer collapse shows within 150 steps on a CPU.
     "moe": {
-        "toy": dict(n_experts=8, top_k=2, steps=150),
-        "realistic": dict(n_experts=64, top_k=6, steps=1000),
+        "toy": dict(n_experts=16, top_k=1, score_func="softmax", n_shared=0, n_dense_layers=1,
+                    batch=16, steps=150),
+        "realistic": dict(n_experts=64, top_k=6, score_func="softmax", n_shared=0,
+                          n_dense_layers=1, batch=64, steps=1000),
     },
     # 08-09 · DeepSeek-V3's router and one MoE layer on a large batch.
     "moe_layer": {

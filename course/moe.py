@@ -1,0 +1,343 @@
+"""Mixture-of-experts layer, router and load statistics (notebooks 08-09).
+
+* `route`: the router. "softmax" scores top-k as in GShard / Switch / DeepSeek-V2 (gate
+  weights are the softmax probabilities of the chosen experts); "sigmoid" as in
+  DeepSeek-V3 (`inference/model.py`, `Gate.forward`; report 2.1.2): a per-expert bias is
+  added to the scores *only to choose* the experts, the gate weights come from the
+  unbiased scores normalised over the chosen experts, times `route_scale`. Optional
+  group-limited routing: experts split into `n_groups`, each token keeps the `topk_groups`
+  groups with the largest sum of their top-2 (biased) scores.
+* `MoE(cfg, linear)`: routed SwiGLU experts plus optional always-on shared experts; the
+  FFN of `course.model.TinyLM` when `ffn="moe"`. After each forward it holds `last_load`
+  (tokens per expert) and `aux_loss` (Switch-style N * sum_i f_i P_i, batch-wise, no alpha);
+  `update_bias(gamma)` is DeepSeek's b_i <- b_i + gamma * sign(mean load - load_i).
+* `max_vio`, `ep_ranks`: how unbalanced a load is, and what it costs on expert-parallel GPUs.
+* `train`: the course's one model trained with an MoE FFN (via `course.train.train_lm`).
+
+Left out: token dropping / capacity factors (V3 drops none), the all-to-all dispatch, and
+the sequence-wise variant of the auxiliary loss (ours is computed over the whole batch).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+import torch
+from torch import nn
+
+from course.attention import SwiGLU, plain_linear
+
+SCORE_FUNCS = ("sigmoid", "softmax")
+
+
+def route(logits: torch.Tensor, k: int, score_func: str = "sigmoid",
+          bias: torch.Tensor | None = None, n_groups: int = 1, topk_groups: int = 1,
+          route_scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Pick k experts per token and their gate weights.
+
+    logits (T, E) router logits x W^T. Returns weights (T, k), indices (T, k) and the
+    unbiased scores (T, E). `bias` (E,) moves the choice only, never the weights.
+    """
+    T, E = logits.shape
+    if score_func not in SCORE_FUNCS:
+        raise ValueError(f"score_func must be sigmoid or softmax, not {score_func!r}.")
+    if E % n_groups or not 1 <= topk_groups <= n_groups:
+        raise ValueError(f"{E} experts cannot be split into {n_groups} groups keeping "
+                         f"{topk_groups}.")
+    if not 1 <= k <= E // n_groups * topk_groups:
+        raise ValueError(f"Cannot choose {k} experts from {E // n_groups * topk_groups} "
+                         "allowed ones.")
+    scores = logits.float().softmax(-1) if score_func == "softmax" else logits.float().sigmoid()
+    choice = scores if bias is None else scores + bias  # step 2: bias for selection only
+    if n_groups > 1:
+        # steps 3-4: a group's score is the sum of its two best experts; keep the best groups
+        grouped = choice.view(T, n_groups, E // n_groups)
+        group_scores = grouped.topk(min(2, E // n_groups), dim=-1).values.sum(-1)
+        keep = group_scores.topk(topk_groups, dim=-1).indices
+        mask = torch.ones(T, n_groups, dtype=torch.bool, device=logits.device)
+        mask.scatter_(1, keep, False)
+        choice = grouped.masked_fill(mask[..., None], float("-inf")).flatten(1)
+    indices = choice.topk(k, dim=-1).indices  # step 5: top-k including the bias
+    weights = scores.gather(1, indices)  # step 6: the unbiased scores
+    if score_func == "sigmoid":
+        weights = weights / weights.sum(-1, keepdim=True)
+    return weights * route_scale, indices, scores
+
+
+def expert_counts(indices: torch.Tensor, n_experts: int) -> torch.Tensor:
+    """Tokens routed to each expert, indices (T, k) -> (E,) (a token counts once per slot)."""
+    return torch.bincount(indices.flatten(), minlength=n_experts)
+
+
+def balance_loss(scores: torch.Tensor, indices: torch.Tensor, score_func: str) -> torch.Tensor:
+    """Switch-style N * sum_i f_i P_i over a batch (1.0 when perfectly balanced).
+
+    f_i: share of the T*k routing slots that went to expert i (no gradient);
+    P_i: mean over tokens of the normalised score s'_i (V3 eq. 17-20 use the same pieces).
+    """
+    T, E = scores.shape
+    f = expert_counts(indices, E).float() / indices.numel()
+    p = scores if score_func == "softmax" else scores / scores.sum(-1, keepdim=True)
+    return E * (f * p.mean(0)).sum()
+
+
+class MoE(nn.Module):
+    """Routed SwiGLU experts + shared experts, the FFN switch of `course.model.TinyLM`.
+
+    cfg fields: d_model, n_routed_experts, experts_per_token, moe_inter_dim,
+    n_shared_experts, n_groups, topk_groups, score_func, route_scale, and in `cfg.extra`
+    optionally `router_std` (init std of the router, default 0.02) and `router_temp`
+    (router logits are divided by it, default 1). forward: x (B, T, d) -> (B, T, d).
+    """
+
+    def __init__(self, cfg, linear=plain_linear):
+        super().__init__()
+        self.E, self.k = cfg.n_routed_experts, cfg.experts_per_token
+        self.score_func = cfg.score_func
+        self.n_groups, self.topk_groups = cfg.n_groups, cfg.topk_groups
+        self.route_scale = cfg.route_scale
+        extra = getattr(cfg, "extra", None) or {}
+        self.temperature = float(extra.get("router_temp", 1.0))
+        if self.temperature <= 0:
+            raise ValueError("The router temperature must be positive.")
+        # Like DeepSeek's Gate: a raw parameter, so TinyLM's std-0.02 re-init leaves it alone.
+        self.weight = nn.Parameter(torch.randn(self.E, cfg.d_model)
+                                   * float(extra.get("router_std", 0.02)))
+        # e_score_correction_bias: FP32, moved by update_bias, never by gradients
+        self.register_buffer("bias", torch.zeros(self.E, dtype=torch.float32))
+        self.experts = nn.ModuleList(SwiGLU(cfg.d_model, cfg.moe_inter_dim, linear)
+                                     for _ in range(self.E))
+        n_shared = cfg.n_shared_experts  # DeepSeek: one MLP of width n_shared * moe_inter_dim
+        self.shared = (SwiGLU(cfg.d_model, n_shared * cfg.moe_inter_dim, linear)
+                       if n_shared else None)
+        self.last_load = torch.zeros(self.E)
+        self.aux_loss: torch.Tensor | None = None
+        self.bias_log: list[torch.Tensor] = []
+
+    def gate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x (N, d) -> weights (N, k), indices (N, k), scores (N, E)."""
+        logits = x @ self.weight.T / self.temperature
+        return route(logits, self.k, self.score_func, self.bias, self.n_groups,
+                     self.topk_groups, self.route_scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        x = x.reshape(-1, shape[-1])
+        weights, indices, scores = self.gate(x)
+        counts = expert_counts(indices, self.E)
+        # Dispatch: sort the (token, slot) pairs by expert so each expert reads one slice.
+        order = indices.flatten().argsort(stable=True)  # (N*k,)
+        chunks = x[order // self.k].split(counts.tolist())
+        out = torch.cat([self.experts[i](c) if len(c) else c for i, c in enumerate(chunks)])
+        out = out * weights.type_as(x).flatten()[order, None]
+        # Combine: undo the sort, then sum each token's k expert outputs.
+        y = out[order.argsort()].view(-1, self.k, shape[-1]).sum(1)
+        if self.shared is not None:
+            y = y + self.shared(x)
+        self.last_load = counts.detach().cpu()
+        self.aux_loss = balance_loss(scores, indices, self.score_func)
+        return y.view(shape)
+
+    @torch.no_grad()
+    def update_bias(self, gamma: float) -> None:
+        """DeepSeek-V3 2.1.2: b_i <- b_i + gamma * sign(mean load - load_i)."""
+        load = self.last_load.to(self.bias.device).float()
+        self.bias += gamma * torch.sign(load.mean() - load)
+        self.bias_log.append(self.bias.detach().cpu().clone())
+
+
+def max_vio(load) -> float:
+    """MaxVio (loss-free balancing paper, eq. 4): (max_i load_i - mean load) / mean load.
+
+    load (E,) counts or shares; a (steps, E) array gives one value per row.
+    """
+    load = np.asarray(load, dtype=float)
+    mean = load.mean(-1)
+    if np.any(mean <= 0):
+        raise ValueError("MaxVio needs at least one routed token.")
+    return (load.max(-1) - mean) / mean
+
+
+@dataclass
+class EPView:
+    tokens_per_rank: np.ndarray  # (R,) tokens each EP rank's experts must process
+    experts_per_rank: int
+    utilisation: float  # mean / max: share of the step the average GPU is busy
+    slowdown: float  # slowest rank / perfectly balanced rank
+
+
+def ep_ranks(load, n_ranks: int) -> EPView:
+    """Place experts on expert-parallel ranks, contiguously as DeepSeek's MoE does
+    (rank r holds experts r*E/R ... (r+1)*E/R - 1); the step waits for the busiest rank.
+
+    load (E,) tokens (or shares) per expert.
+    """
+    load = np.asarray(load, dtype=float)
+    E = load.shape[-1]
+    if n_ranks < 1 or E % n_ranks:
+        raise ValueError(f"{E} experts cannot be split evenly over {n_ranks} GPUs.")
+    per_rank = load.reshape(n_ranks, E // n_ranks).sum(-1)
+    if per_rank.sum() <= 0:
+        raise ValueError("The load is empty: no token was routed.")
+    mean, worst = per_rank.mean(), per_rank.max()
+    return EPView(per_rank, E // n_ranks, float(mean / worst), float(worst / mean))
+
+
+# ----------------------------------------------------------------------------- training
+
+TRAIN_KEYS = dict(n_experts="n_routed_experts", top_k="experts_per_token",
+                  n_shared="n_shared_experts", moe_inter_dim="moe_inter_dim",
+                  n_dense_layers="n_dense_layers", n_groups="n_groups",
+                  topk_groups="topk_groups", score_func="score_func",
+                  route_scale="route_scale", alpha="aux_alpha", gamma="bias_gamma",
+                  d_model="d_model", n_layers="n_layers")
+RUN_KEYS = ("batch", "lr", "warmup")
+ROUTER_KEYS = ("router_std", "router_temp")
+
+
+@dataclass
+class MoERun:
+    load: np.ndarray  # (steps, E) share of routed tokens per expert (mean over MoE layers' rows)
+    loss: np.ndarray  # (steps,) training loss (LM loss + alpha * aux loss)
+    lm_loss: np.ndarray  # (steps,) next-token cross-entropy
+    val_loss: float
+    val_load: np.ndarray  # (n_moe_layers, E) held-out share of routed tokens per expert
+    layer_load: np.ndarray  # (steps, n_moe_layers, E) shares per MoE layer
+    bias: np.ndarray | None  # (steps, n_moe_layers, E) routing bias after each step, or None
+    seconds: float
+    settings: dict = field(default_factory=dict)
+    model: nn.Module | None = None
+
+    @property
+    def max_vio(self) -> np.ndarray:
+        """(steps,) MaxVio per batch, averaged over MoE layers."""
+        return max_vio(self.layer_load).mean(-1)
+
+    @property
+    def val_max_vio(self) -> float:
+        """MaxVio over the whole held-out set (MaxVio_global), averaged over MoE layers."""
+        return float(max_vio(self.val_load).mean())
+
+
+def train(balance: str = "none", steps: int | None = None, seed: int = 0, **sizes) -> MoERun:
+    """Train the course's one model (`course.model.TinyLM`) with MoE FFNs on the toy corpus.
+
+    sizes override the "moe" preset: n_experts, top_k, n_shared, moe_inter_dim, score_func,
+    router_std, router_temp, alpha, gamma, batch, lr, n_dense_layers, n_groups, ...
+    Cached: the same arguments return the same (shared) run.
+    """
+    from course.presets import preset
+
+    settings = preset("moe")
+    unknown = set(sizes) - set(TRAIN_KEYS) - set(RUN_KEYS) - set(ROUTER_KEYS)
+    if unknown:
+        raise ValueError(f"Unknown setting(s) {', '.join(sorted(unknown))} for moe.train.")
+    settings.update(sizes)
+    settings["steps"] = int(steps or settings["steps"])
+    key = tuple(sorted((k, round(v, 8) if isinstance(v, float) else v)
+                       for k, v in settings.items()))
+    return _train(balance, seed, key)
+
+
+@lru_cache(maxsize=64)
+def _train(balance: str, seed: int, key: tuple) -> MoERun:
+    from course import data
+    from course.train import tiny_config, train_lm
+
+    s = dict(key)
+    cfg = tiny_config(ffn="moe", balance=balance,
+                      extra={k: s[k] for k in ROUTER_KEYS if k in s},
+                      **{TRAIN_KEYS[k]: v for k, v in s.items() if k in TRAIN_KEYS})
+    start = time.perf_counter()
+    res = train_lm(cfg, steps=s["steps"], batch_size=s.get("batch", 32), lr=s.get("lr", 3e-3),
+                   seed=seed, warmup=s.get("warmup", 20))
+    layer_load = res.load / res.load.sum(-1, keepdims=True)
+    moe = res.model.moe_layers()
+    bias = np.stack([np.stack(m.bias_log) for m in moe], 1) if balance == "bias" else None
+    val = held_out_load(res.model, data.split()[1], cfg.seq_len)
+    return MoERun(load=layer_load.mean(1), loss=res.loss, lm_loss=res.lm_loss,
+                  val_loss=res.val_loss, val_load=val / val.sum(-1, keepdims=True),
+                  layer_load=layer_load, bias=bias, seconds=time.perf_counter() - start,
+                  settings=dict(s, balance=balance, seed=seed), model=res.model)
+
+
+@torch.no_grad()
+def held_out_load(model: nn.Module, stream: torch.Tensor, seq_len: int,
+                  max_windows: int = 64) -> np.ndarray:
+    """Tokens per expert of each MoE layer over held-out windows, (n_moe_layers, E)."""
+    n = min(max_windows, len(stream) // seq_len)
+    model.eval()
+    model(stream[: n * seq_len].view(n, seq_len))
+    model.train()
+    return np.stack([m.last_load.float().numpy() for m in model.moe_layers()])
+
+
+# ------------------------------------------------------------------ one layer at full width
+
+
+@dataclass
+class LayerTiming:
+    tokens: int
+    router_seconds: float  # gate alone (scores, groups, top-k), median of repeats
+    layer_seconds: float  # whole MoE layer forward, median of repeats
+    load: np.ndarray  # (E,) tokens per expert in the timed batch
+    device: str
+    dtype: str
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.layer_seconds
+
+
+@torch.no_grad()
+def time_layer(size: str | None = None, repeats: int = 3, seed: int = 0) -> LayerTiming:
+    """Time DeepSeek-V3's router and one MoE layer forward over a batch of tokens.
+
+    Sizes from the "moe_layer" preset: realistic is V3 (width 7168, 256 experts, 8 active,
+    8 groups keeping 4, expert width 2048, 1 shared expert) in BF16 on CUDA.
+    """
+    from types import SimpleNamespace
+
+    from course import device as dev
+    from course.configs import load_config
+    from course.presets import preset
+
+    p = preset("moe_layer", size)
+    where = dev.device() if (size or dev.size()) == "realistic" else torch.device("cpu")
+    dtype = torch.bfloat16 if where.type == "cuda" else torch.float32
+    cfg = SimpleNamespace(d_model=p["d_model"], n_routed_experts=p["n_experts"],
+                          experts_per_token=p["top_k"], moe_inter_dim=p["moe_inter_dim"],
+                          n_shared_experts=1, n_groups=p["n_groups"],
+                          topk_groups=p["topk_groups"], score_func="sigmoid",
+                          route_scale=load_config("deepseek-v3").routed_scaling_factor,
+                          extra=dict(router_std=0.006))  # V3 init std (report 4.2)
+    torch.manual_seed(seed)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(where):
+            layer = MoE(cfg).eval()
+            x = torch.randn(p["tokens"], p["d_model"])
+    finally:
+        torch.set_default_dtype(default)
+    router = _median_seconds(lambda: layer.gate(x), repeats, where)
+    full = _median_seconds(lambda: layer(x), repeats, where)
+    return LayerTiming(p["tokens"], router, full, layer.last_load.numpy(), str(where),
+                       str(dtype).replace("torch.", ""))
+
+
+def _median_seconds(fn, repeats: int, where: torch.device) -> float:
+    fn()  # warm-up (kernel selection, allocator)
+    times = []
+    for _ in range(max(1, repeats)):
+        if where.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if where.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))

@@ -1,0 +1,185 @@
+"""Tests of course.moe against independent references: a line-by-line transcription of
+DeepSeek-V3's published Gate.forward semantics (FACTS.md 1.2), a dense softmax MoE, closed
+forms for MaxVio and the balance loss, and the training runs' determinism."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from course import moe
+from course.configs import load_config
+from course.presets import preset
+
+
+def v3_gate(x, weight, bias, topk, n_groups, topk_groups, route_scale):
+    """DeepSeek-V3 inference/model.py Gate.forward (sigmoid, with bias), as published."""
+    scores = torch.sigmoid(x @ weight.T)  # 1
+    original_scores = scores
+    scores = scores + bias  # 2
+    if n_groups > 1:  # 3-4
+        scores = scores.view(x.size(0), n_groups, -1)
+        group_scores = scores.topk(2, dim=-1)[0].sum(dim=-1)
+        indices = group_scores.topk(topk_groups, dim=-1)[1]
+        mask = scores.new_ones(x.size(0), n_groups, dtype=bool).scatter_(1, indices, False)
+        scores = scores.masked_fill_(mask.unsqueeze(-1), float("-inf")).flatten(1)
+    indices = torch.topk(scores, topk, dim=-1)[1]  # 5
+    weights = original_scores.gather(1, indices)  # 6
+    weights /= weights.sum(dim=-1, keepdim=True)
+    weights *= route_scale
+    return weights, indices
+
+
+def moe_cfg(**kw):
+    base = dict(d_model=16, n_routed_experts=8, experts_per_token=2, moe_inter_dim=8,
+                n_shared_experts=0, n_groups=1, topk_groups=1, score_func="softmax",
+                route_scale=1.0, extra={})
+    base.update(kw)
+    return SimpleNamespace(**base)
+
+
+@pytest.mark.parametrize("E,k,groups,keep", [(16, 4, 4, 2), (32, 8, 8, 4), (8, 2, 1, 1)])
+def test_deepseek_gate_matches_published_semantics(E, k, groups, keep):
+    g = torch.Generator().manual_seed(E + k)
+    x, w = torch.randn(64, 24, generator=g), torch.randn(E, 24, generator=g) * 0.3
+    bias = torch.randn(E, generator=g) * 0.1
+    ref_w, ref_i = v3_gate(x, w, bias, k, groups, keep, 2.5)
+    got_w, got_i, _ = moe.route(x @ w.T, k, "sigmoid", bias, groups, keep, 2.5)
+    assert torch.equal(got_i, ref_i)
+    torch.testing.assert_close(got_w, ref_w)
+    torch.testing.assert_close(got_w.sum(-1), torch.full((64,), 2.5))
+
+
+def test_group_limited_routing_stays_inside_kept_groups():
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(200, 32, generator=g)
+    _, idx, _ = moe.route(logits, 8, "sigmoid", None, n_groups=8, topk_groups=4)
+    groups_used = torch.tensor([len(set((row // 4).tolist())) for row in idx])
+    assert groups_used.max() <= 4
+    # without the limit some tokens would spread over more groups
+    _, free, _ = moe.route(logits, 8, "sigmoid")
+    assert max(len(set((row // 4).tolist())) for row in free) > 4
+
+
+def test_bias_changes_selection_not_weights():
+    g = torch.Generator().manual_seed(2)
+    logits = torch.randn(50, 8, generator=g)
+    bias = torch.zeros(8)
+    bias[3] = 10.0  # forces expert 3 into every token's top-2
+    w, idx, scores = moe.route(logits, 2, "sigmoid", bias)
+    assert (idx == 3).any(-1).all()
+    chosen = scores.gather(1, idx)  # unbiased scores of the chosen experts
+    torch.testing.assert_close(w, chosen / chosen.sum(-1, keepdim=True))
+    # a bias equal for every expert changes nothing at all
+    w0, i0, _ = moe.route(logits, 2, "sigmoid")
+    w1, i1, _ = moe.route(logits, 2, "sigmoid", torch.full((8,), 0.7))
+    assert torch.equal(i0, i1) and torch.equal(w0, w1)
+
+
+def test_softmax_moe_matches_dense_reference():
+    torch.manual_seed(0)
+    layer = moe.MoE(moe_cfg(extra=dict(router_std=0.5)))
+    x = torch.randn(3, 10, 16)
+    flat = x.reshape(-1, 16)
+    probs = (flat @ layer.weight.T).softmax(-1)  # (N, E)
+    top = probs.topk(2, dim=-1)
+    gates = torch.zeros_like(probs).scatter(1, top.indices, top.values)  # dense (N, E)
+    every = torch.stack([e(flat) for e in layer.experts], 1)  # (N, E, d): all experts
+    expected = (gates[..., None] * every).sum(1).view_as(x)
+    torch.testing.assert_close(layer(x), expected, rtol=1e-5, atol=1e-6)
+    assert int(layer.last_load.sum()) == 30 * 2
+    torch.testing.assert_close(layer.last_load, torch.bincount(top.indices.flatten(), minlength=8))
+
+
+def test_shared_expert_is_added_unweighted():
+    torch.manual_seed(0)
+    layer = moe.MoE(moe_cfg(n_shared_experts=1, score_func="sigmoid", route_scale=2.5))
+    x = torch.randn(2, 5, 16)
+    full, shared = layer(x), layer.shared
+    layer.shared = None
+    torch.testing.assert_close(full, layer(x) + shared(x))
+
+
+def test_max_vio_closed_form():
+    assert moe.max_vio([3, 1, 1, 1]) == pytest.approx(1.0)  # mean 1.5, max 3
+    assert moe.max_vio([5, 5, 5, 5]) == 0.0
+    assert moe.max_vio([8, 0, 0, 0]) == pytest.approx(3.0)  # all on one of 4: N - 1
+    rows = moe.max_vio(np.array([[1, 1], [3, 1]]))
+    np.testing.assert_allclose(rows, [0.0, 0.5])
+    with pytest.raises(ValueError):
+        moe.max_vio([0, 0])
+
+
+def test_balance_loss_closed_form():
+    E, k = 4, 1
+    uniform = torch.full((8, E), 1 / E)
+    idx = torch.arange(8).remainder(E)[:, None]
+    assert moe.balance_loss(uniform, idx, "softmax").item() == pytest.approx(1.0)
+    collapsed = torch.tensor([[1.0, 0, 0, 0]]).repeat(8, 1)
+    zeros = torch.zeros(8, k, dtype=torch.long)
+    assert moe.balance_loss(collapsed, zeros, "softmax").item() == pytest.approx(E)
+
+
+def test_update_bias_sign_rule():
+    layer = moe.MoE(moe_cfg(score_func="sigmoid"))
+    layer.last_load = torch.tensor([10, 0, 2, 4, 4, 4, 4, 4])  # mean 4
+    layer.update_bias(0.01)
+    expected = 0.01 * torch.tensor([-1.0, 1, 1, 0, 0, 0, 0, 0])
+    torch.testing.assert_close(layer.bias, expected)
+
+
+def test_ep_ranks():
+    view = moe.ep_ranks([4, 0, 1, 1, 1, 1, 1, 1], 4)  # ranks hold experts (0,1) (2,3) ...
+    np.testing.assert_allclose(view.tokens_per_rank, [4, 2, 2, 2])
+    assert view.utilisation == pytest.approx(2.5 / 4)
+    assert view.slowdown == pytest.approx(4 / 2.5)
+    with pytest.raises(ValueError):
+        moe.ep_ranks(np.ones(8), 3)
+
+
+def test_moe_in_the_course_model():
+    from course.model import TinyLM
+    from course.train import tiny_config
+
+    torch.manual_seed(0)
+    cfg = tiny_config(ffn="moe", balance="aux", n_routed_experts=4, experts_per_token=2)
+    model = TinyLM(cfg)
+    x = torch.randint(0, cfg.vocab_size, (2, 8))
+    out = model(x, x)
+    assert len(model.moe_layers()) == cfg.n_layers
+    assert all(int(m.last_load.sum()) == 2 * 8 * 2 for m in model.moe_layers())
+    assert out.aux_loss is not None and out.aux_loss.item() > 0
+    out.loss.backward()
+    assert model.moe_layers()[0].weight.grad is not None  # the router learns
+
+
+def test_training_is_deterministic_for_a_seed():
+    kw = dict(steps=6, batch=4, n_experts=4, top_k=1, gamma=0.01)
+    moe._train.cache_clear()
+    a = moe.train("bias", seed=3, **kw)
+    moe._train.cache_clear()
+    b = moe.train("bias", seed=3, **kw)
+    assert a is not b
+    np.testing.assert_array_equal(a.load, b.load)
+    np.testing.assert_array_equal(a.loss, b.loss)
+    assert a.load.shape == (6, 4) and a.loss.shape == (6,)
+    np.testing.assert_allclose(a.load.sum(-1), 1.0)
+    assert a.bias is not None and np.abs(a.bias[-1]).sum() > 0
+    assert moe.train("bias", seed=3, **kw) is b  # cached by arguments
+
+
+def test_realistic_preset_is_deepseek_v3():
+    cfg, p = load_config("deepseek-v3"), preset("moe_layer", "realistic")
+    assert (p["d_model"], p["n_experts"], p["top_k"]) == (cfg.hidden_size, cfg.n_routed_experts,
+                                                         cfg.experts_per_token)
+    assert (p["n_groups"], p["topk_groups"], p["moe_inter_dim"]) == (
+        cfg.n_group, cfg.topk_group, cfg.moe_intermediate_size)
+
+
+def test_time_layer_at_toy_size():
+    t = moe.time_layer("toy", repeats=1)
+    p = preset("moe_layer", "toy")
+    assert t.tokens == p["tokens"] and t.load.shape == (p["n_experts"],)
+    assert t.load.sum() == p["tokens"] * p["top_k"]
+    assert t.layer_seconds > 0 and t.router_seconds > 0
