@@ -231,9 +231,9 @@ assert memory.gpus_needed(sum(train.values())) > 100
 # %%
 for tokens in (4096, 131072):
     inf = memory.inference_memory(cfg, weight_bytes=1, seq_len=tokens, batch=8)
-    print(f"8 sequences of {tokens:>6} tokens: weights {fmt_bytes(inf['weights'])}"
-          f", KV cache {fmt_bytes(inf['kv_cache'])}, "
-          f"{memory.gpus_needed(sum(inf.values()))} GPUs")
+    print(f"8 sequences of {tokens:>6} tokens: weights "
+          f"{inf['weights'] / 1e9:,.0f} GB, KV cache {inf['kv_cache'] / 1e9:,.1f} GB"
+          f" -> {memory.gpus_needed(sum(inf.values()))} GPUs of 80 GB")
 assert inf["kv_cache"] == 70_272 * 131072 * 8  # 68.6 KiB per token, linear
 
 # %% [markdown]

@@ -44,11 +44,12 @@ print(parallel.DEEPSEEK_V3_LAYOUT)
 # A layout that does not fit the model gets a sentence, not a traceback:
 
 # %%
-for bad in (L(dp=4, pp=2), L(tp=3), L(pp=64), L(dp=8, ep=3)):
+tries = [(L(dp=4, pp=2), 16), (L(tp=3), 3), (L(pp=64), 64), (L(dp=8, ep=3), 8)]
+for bad, gpus in tries:
     try:
-        parallel.validate("deepseek-v3", bad, world_size=16)
+        parallel.validate("deepseek-v3", bad, world_size=gpus)
     except ValueError as err:
-        print(f"{bad}: {err}")
+        print(f"{gpus:>3} GPUs, {bad}:\n    {err}")
 parallel.validate("deepseek-v3", L(dp=8, pp=2), world_size=16)  # this one is fine
 
 # %% [markdown]
