@@ -1,0 +1,413 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 11 · The KV cache and Multi-head Latent Attention
+#
+# > **You will** see why a model that writes text keeps the keys and values of
+# > every past token, measure how big that cache gets, and build DeepSeek's
+# > answer: **Multi-head Latent Attention (MLA)**, which caches one small latent
+# > vector per token instead of a key and a value for every head.
+# > **Before this:** [01 · The transformer block](01_transformer_block.ipynb)
+# > (attention, heads, RoPE) and [03 · How many GB?](03_memory.ipynb).
+# > **Time:** 40 minutes.
+
+# %% [markdown]
+# ## 1. Why decoding keeps a cache
+#
+# A language model writes one token at a time. To pick token *t + 1*, every
+# layer's attention compares the newest query with the **keys** of all earlier
+# tokens and mixes their **values**. Those keys and values never change, so
+# instead of recomputing them at each step the model stores them: the
+# **KV cache**. Let us train the course's tiny model (notebook 01) and let it
+# write with and without a cache.
+
+# %%
+import torch
+
+from course import checks, data, kvcache, mla
+from course.configs import load_config
+from course.device import seed_everything
+from course.model import generate
+from course.train import tiny_config, train_lm
+
+seed_everything(0)
+mha_run = train_lm(tiny_config(), steps=300, seed=0)
+tok = data.tokenizer()
+prompt = torch.tensor([tok.encode("babe ruth played")])
+fast = generate(mha_run.model, prompt, 3, use_cache=True)
+slow = generate(mha_run.model, prompt, 3, use_cache=False)
+print(tok.decode(fast[0]))
+assert torch.equal(fast, slow)  # the cache changes the work, not the answer
+
+# %% [markdown]
+# The cache holds, for each layer, one key and one value vector per head per
+# token: **2 × heads × head width** numbers. Let us look inside.
+
+# %%
+cache = mha_run.model.new_cache()
+mha_run.model(prompt, cache=cache)
+cfg = mha_run.model.cfg
+print("layer 0 keys:", tuple(cache[0].k.shape), "(batch, heads, tokens, width)")
+per_token = 2 * cfg.n_heads * (cfg.d_model // cfg.n_heads) * 4  # FP32 bytes
+checks.check_close("cache bytes = 2 x heads x head width x tokens x 4 B",
+                   sum(c.nbytes for c in cache),
+                   cfg.n_layers * per_token * prompt.shape[1])
+
+# %% [markdown]
+# > **Check the claim: "the KV cache grows quadratically with sequence
+# > length."** It does not. Each token adds a fixed number of bytes, so the
+# > cache grows **linearly**. What grows quadratically is attention *compute*
+# > over a whole generation: token *t* reads all *t* cached tokens, and
+# > 1 + 2 + … + N ≈ N²/2.
+
+# %%
+one = kvcache.kv_cache_bytes("deepseek-v3", 16_384)
+two = kvcache.kv_cache_bytes("deepseek-v3", 32_768)
+checks.check_close("twice the tokens, twice the cache", two / one, 2.0)
+v3 = load_config("deepseek-v3")
+work = [sum(kvcache.attention_flops_per_token(v3, t) for t in range(1, n + 1))
+        for n in (2_000, 4_000)]
+checks.check_close("twice the tokens, ~4x the attention FLOPs",
+                   work[1] / work[0], 4.0, rtol=1e-3)
+
+# %% [markdown]
+# ## 2. Bytes per token: MHA, GQA, MQA, MLA
+#
+# Per token and layer the cache holds (DeepSeek-V2 paper, Table 1):
+#
+# | attention | cached numbers per token and layer |
+# |---|---|
+# | multi-head (MHA) | 2 · heads · d_h |
+# | grouped-query (GQA) | 2 · KV groups · d_h |
+# | multi-query (MQA) | 2 · d_h |
+# | multi-head latent (MLA) | d_c + d_h^R |
+#
+# For DeepSeek-V3, d_c = 512 (the latent) and d_h^R = 64 (one RoPE key
+# **shared by all 128 heads**): 576 numbers per layer, 61 layers, 2 bytes.
+
+# %%
+from course.plots import kvcache as kvplots
+
+models = ["deepseek-v3", "llama-3-8b", "llama-3-70b", "llama-3.1-405b",
+          "mixtral-8x7b"]
+per_tok = {m: kvcache.kv_bytes_per_token(m) for m in models}
+checks.check_close("DeepSeek-V3 cache per token (ISCA'25: 70.272 KB)",
+                   per_tok["deepseek-v3"], 70_272)
+for m in models[1:4]:
+    print(f"{m:>15}: {per_tok[m] / per_tok['deepseek-v3']:.2f}x DeepSeek-V3")
+kvplots.per_token_bars(models, [b / 1024 for b in per_tok.values()],
+                       "KV cache per token in BF16").show()
+
+# %% [markdown]
+# Llama-3.1-405B caches 7.34× what DeepSeek-V3 does (the ISCA'25 paper's table
+# prints 7.28×, but 516,096 / 70,272 = 7.34).
+#
+# ## 3. MLA in torch: cache the latent, not the heads
+#
+# MLA (`course/mla.py`) compresses each token's hidden state into a latent
+# c = kv_norm(W_DKV h) of width d_c. Each head's key and value are
+# **up-projections** of it: k_i = W_UK,i c and v_i = W_UV,i c. Position enters
+# through a separate small key k^R = RoPE(W_KR h), one for all heads. Only c and
+# k^R go into the cache. The course's model switches to MLA with one setting:
+
+# %%
+mla_run = train_lm(tiny_config(attention="mla"), steps=300, seed=0)
+layer = mla_run.model.blocks[0].attn
+print(f"val loss: MHA {mha_run.val_loss:.3f}, MLA {mla_run.val_loss:.3f}")
+mla_cache = mla_run.model.new_cache()
+mla_run.model(prompt, cache=mla_cache)
+print({k: tuple(v[:, :len(mla_cache[0])].shape)
+       for k, v in mla_cache[0].buffers.items()})
+c = mla_run.model.cfg
+checks.check_close("MLA cache bytes = (d_c + d_h^R) x tokens x layers x 4 B",
+                   sum(x.nbytes for x in mla_cache),
+                   (c.kv_lora_rank + c.qk_rope_head_dim) * 3 * c.n_layers * 4)
+
+# %% [markdown]
+# Two ways to decode from that cache:
+#
+# * **naive:** at every step, up-project every cached latent back to per-head
+#   K and V, then attend as usual. Small cache, but lots of repeated work.
+# * **absorbed:** a score is q · (W_UK c) = (W_UKᵀ q) · c. Multiply the query by
+#   W_UK **once**, and compare it with the latents directly. Likewise
+#   Σ a_s W_UV c_s = W_UV (Σ a_s c_s). Attention runs in the d_c-wide latent
+#   space and per-head keys are never formed. This is just re-associating matrix
+#   products, so the outputs are the same.
+
+# %%
+x = torch.randn(2, 12, c.d_model, dtype=torch.float64)
+layer64 = mla.MLAttention(c).double()
+full = layer64(x)  # no cache: plain causal attention
+for path in ("naive", "absorbed"):
+    layer64.path = path
+    cache64 = layer64.new_cache()
+    steps = [layer64(x[:, t:t + 1], cache64) for t in range(12)]
+    diff = (torch.cat(steps, 1) - full).abs().max().item()
+    checks.check_close(f"{path} decode = full forward", diff, 0.0, atol=1e-12)
+
+# %% [markdown]
+# The trained MLA model writes the same words with or without its cache, on
+# either path:
+
+# %%
+outs = []
+for path in ("naive", "absorbed"):
+    for block in mla_run.model.blocks:
+        block.attn.path = path
+    outs.append(generate(mla_run.model, prompt, 3, use_cache=True))
+outs.append(generate(mla_run.model, prompt, 3, use_cache=False))
+print(tok.decode(outs[0][0]))
+assert all(torch.equal(o, outs[0]) for o in outs)
+
+# %% [markdown]
+# ## 4. Check the claim: "95% smaller"
+#
+# > Reductions need a baseline. Three are in circulation, and they measure
+# > different things:
+# >
+# > * **98.2%**: DeepSeek-V3's cache against *its own* shapes with plain MHA
+# >   (2 × 128 heads × 128 × 61 layers). Pure arithmetic on the config.
+# > * **98.6%**: against caching the per-head K (192 wide) and V (128) that MLA
+# >   actually produces.
+# > * **93.3%**: DeepSeek-V2's headline against DeepSeek 67B (GQA, 8 KV heads,
+# >   95 layers). The architecture alone gives 82.2%; the rest comes from V2
+# >   storing its cache at about **6 bits** per number instead of 16.
+
+# %%
+checks.check_close("V3 vs its own MHA", kvcache.reduction("deepseek-v3"),
+                   0.982, atol=5e-4)
+checks.check_close("V3 vs its materialised K and V",
+                   kvcache.reduction("deepseek-v3", materialised=True),
+                   0.986, atol=5e-4)
+v2, old = kvcache.DEEPSEEK_V2, kvcache.DEEPSEEK_67B
+arch = 1 - kvcache.kv_bytes_per_token(v2) / kvcache.kv_bytes_per_token(old)
+six_bit = 1 - (kvcache.kv_bytes_per_token(v2, dtype_bytes=6 / 8)
+               / kvcache.kv_bytes_per_token(old, dtype_bytes=2))
+checks.check_close("V2 vs 67B, architecture alone", arch, 0.822, atol=5e-4)
+checks.check_close("V2 (6-bit cache) vs 67B (16-bit)", six_bit, 0.933,
+                   atol=5e-4)
+
+# %% [markdown]
+# ## 5. What does compression cost? Measured on real keys and values
+#
+# Is a narrow latent enough? Take the keys and values that the trained MHA
+# model computes on held-out sentences, and ask how well the best rank-r
+# matrix reproduces them (the SVD gives the answer exactly).
+#
+# Note one thing first: K and V are both linear in the same d-wide input, so
+# side by side, [K V] has rank at most d (64 here, 7168 for DeepSeek-V3), however
+# many heads there are. That is why a shared latent can stand in for both.
+
+# %%
+import numpy as np
+
+_, val = data.split()
+idx = val[: 32 * 16].view(16, 32)
+ranks = np.arange(0, cfg.d_model + 1)
+curves = kvcache.kv_rank_curves(mha_run.model, idx, ranks)
+assert curves["K and V together"][cfg.d_model] < 1e-6  # rank <= d
+assert np.all(np.diff(curves["K"]) <= 1e-9)  # more rank, less error
+print({k: f"{100 * v[16]:.1f}%" for k, v in curves.items()}, "at rank 16")
+kvplots.rank_errors(ranks, curves, marker=16).show()
+
+# %% [markdown]
+# Real K and V are far from random: a rank-16 latent (the toy MLA's d_c)
+# already keeps most of them. MLA does not compress a trained MHA model,
+# though: it is *trained* with the bottleneck, so the model learns to put what
+# matters into d_c numbers. And RoPE is applied to the small separate key
+# because a position-dependent rotation would not survive absorption: W_UK
+# could no longer be folded into the query.
+#
+# ## 6. Decoding is matrix–vector work
+#
+# One decode step reads **every weight** and **the whole cache** to produce one
+# token per sequence. Its arithmetic intensity (FLOPs per byte read) is tiny at
+# batch 1, so the GPU waits on memory; batching shares each weight read across
+# sequences. An H200 needs about 206 FLOPs per byte to be compute-bound.
+# (Times below are lower bounds as if one GPU held the whole model; spread over
+# G GPUs, FLOPs and bytes both divide by G and the intensity stays the same.)
+
+# %%
+for batch in (1, 64):
+    for path in ("mha", "absorbed"):
+        cost = kvcache.decode_step_cost("deepseek-v3", 32_768, batch, path)
+        r = kvcache.roofline_seconds(cost, "H200")
+        print(f"batch {batch:>3}, {path:>8}: {cost.intensity:6.1f} FLOP/B, "
+              f"{r['bound']}-bound, >= {1e3 * r['seconds']:.1f} ms")
+c1 = kvcache.decode_step_cost("llama-3-8b", 4096, 1)
+assert c1.intensity < kvcache.ridge_intensity("H200") / 50
+att = {p: kvcache.decode_step_cost("deepseek-v3", 32_768, 1, p)
+       for p in ("mha", "absorbed")}
+att = {p: c.attention_flops / c.cache_bytes for p, c in att.items()}
+print(f"attention alone: {att['mha']:.1f} vs {att['absorbed']:.0f} FLOP/B")
+assert att["absorbed"] > 200 * att["mha"]
+
+# %%
+from course.configs import gpu
+
+h200, pts = gpu("H200"), {}
+for name, path, b in [("V3 MLA, batch 1", "absorbed", 1),
+                      ("V3 MLA, batch 256", "absorbed", 256),
+                      ("V3 as MHA, batch 256", "mha", 256),
+                      ("Llama-3-8B, batch 1", "absorbed", 1)]:
+    model = "llama-3-8b" if "Llama" in name else "deepseek-v3"
+    cost = kvcache.decode_step_cost(model, 32_768, b, path)
+    t = kvcache.roofline_seconds(cost, "H200")["seconds"]
+    pts[name] = (cost.intensity, cost.flops / t / 1e12)
+kvplots.roofline(h200.bf16_dense_tflops, h200.hbm_tb_s, pts,
+                 "Decode on an H200 (32k context): the roofline").show()
+
+# %% [markdown]
+# With the cache in latent form, all 128 heads read the **same** 576 numbers
+# per token, so MLA's attention alone does over 200× more work per byte than
+# MHA's (one FLOP per byte): like MQA, it shares one cache across heads.
+# A smaller cache also means more sequences fit beside the weights:
+
+# %%
+fit = kvcache.tokens_that_fit("deepseek-v3", gpu_gb=141, n_gpus=8,
+                              weight_bytes=1)
+fit_mha = fit * 70_272 // kvcache.mha_bytes_per_token("deepseek-v3")
+print(f"8 x H200, FP8 weights: {fit:,} tokens of MLA cache "
+      f"({fit // 32_768} sequences of 32k); as MHA: {fit_mha:,}")
+assert fit / fit_mha > 50
+
+# %% [markdown]
+# ## 7. Measured: one decode step on this machine
+#
+# Now real timings of one MLA layer: the MHA-style cache, the naive path and
+# the absorbed path, against context length. On a CPU the sizes are toy
+# (`preset("mla_decode")`); on a CUDA GPU the layer has DeepSeek-V3's shapes in
+# BF16 and the context reaches 32k. Timings on a shared machine are noisy: we
+# keep the best of several runs.
+
+# %%
+from course.presets import preset
+
+timed = mla.measure_decode()
+print(timed["device"], timed["dtype"], "batch", timed["batch"])
+for path, secs in timed["seconds"].items():
+    print(f"{path:>9}: " + ", ".join(f"{1e3 * s:.2f} ms" for s in secs))
+kvplots.decode_times(timed["contexts"], timed["seconds"],
+                     "One MLA layer, one decode step").show()
+assert all(s > 0 for v in timed["seconds"].values() for s in v)
+assert timed["contexts"] == tuple(preset("mla_decode")["contexts"])
+
+# %% [markdown]
+# What to look for: the naive path redoes the up-projection of the whole cache
+# at every step, so it slows fastest as the context grows; the absorbed path
+# reads the small cache once. At toy size on a CPU the differences are small
+# and noisy; at DeepSeek-V3's size the naive path does ~1 TFLOP per step at 32k.
+#
+# ## 8. Try it yourself
+#
+# - How long a context fits on one 80 GB GPU for Llama-3-70B at batch 8?
+# - Switch DeepSeek-V3's cache to FP8. How many 32k-token sequences now fit in
+#   141 GB?
+# - Mixtral uses GQA with 8 KV heads: where does it land against DeepSeek-V3?
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from course.widgets.kvcache import kv_cache_calculator
+
+live = kv_cache_calculator()
+live
+
+# %%
+before = live.result["at"]
+live.controls["model"].value = "llama-3-70b"
+live.controls["batch"].value = 8
+assert live.error is None and live.result["at"] == 8 * 32_768 * 327_680
+assert live.result["at"] != before
+
+# %% [markdown]
+# The latent rank of the toy model: slide it and watch the cache shrink and
+# the reconstruction error of the trained model's K and V rise.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from course.widgets.kvcache import latent_rank
+
+rank_live = latent_rank(mha_run.model, idx)
+rank_live
+
+# %%
+rank_live.controls["rank"].value = 4
+small = rank_live.result
+rank_live.controls["rank"].value = 32
+assert small["mla"] < rank_live.result["mla"]
+assert small["errors"]["K"] > rank_live.result["errors"]["K"]
+
+# %% [markdown]
+# Measured decode time for another batch size (each batch is measured once,
+# then cached):
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from course.widgets.kvcache import measured_decode
+
+decode_live = measured_decode()
+decode_live
+
+# %% [markdown]
+# ## 9. Exercises
+#
+# Leave a stub as it is and the notebook still runs. Stuck?
+# `print(checks.solution("11.gqa_bytes_per_token"))` reveals a solution.
+#
+# **Exercise 1.** KV cache bytes per token of a GQA model with `layers` layers,
+# `kv_heads` KV heads of width `head_dim`, at `dtype_bytes` bytes per number.
+
+# %%
+def my_gqa_bytes_per_token(layers, kv_heads, head_dim, dtype_bytes):
+    # all numbers; return the bytes per token (all layers)
+    raise NotImplementedError
+
+
+my_gqa_bytes_per_token = checks.exercise("11.gqa_bytes_per_token",
+                                         my_gqa_bytes_per_token)
+
+# %% [markdown]
+# **Exercise 2.** Llama-3-70B (80 layers, 64 heads, 8 KV heads of 128): how
+# many KiB of cache per token in BF16?
+
+# %%
+answer = None  # a number, in KiB
+checks.answer("11.llama70b_kib_per_token", answer)
+
+# %% [markdown]
+# **Exercise 3.** Why is absorption allowed? Write one head's scores against
+# all cached latents without forming any key: `q_nope` (T, d_h) queries,
+# `w_uk` (d_h, d_c) the head's slice of W_UK, `latent` (S, d_c) the cache.
+# Return the (T, S) scores q · (W_UK c_s).
+
+# %%
+def my_absorbed_scores(q_nope, w_uk, latent):
+    # (T, d_h), (d_h, d_c), (S, d_c) -> (T, S)
+    raise NotImplementedError
+
+
+my_absorbed_scores = checks.exercise("11.absorbed_scores", my_absorbed_scores)
+
+# %% [markdown]
+# ## Summary
+#
+# - Decoding caches each token's keys and values: the cache grows **linearly**
+#   with context and batch; attention compute over a generation grows
+#   quadratically.
+# - MLA caches a d_c-wide latent plus one shared RoPE key: 70,272 bytes per
+#   token for DeepSeek-V3, 98.2% less than its own shapes with MHA (and the
+#   V2 paper's 93.3% also counts a 6-bit cache).
+# - Absorbing W_UK into the query and W_UV into the output gives the same
+#   outputs while attending in latent space; decode is memory-bound, and a
+#   smaller cache means more sequences per GPU.
+#
+# **Next:** [12 · Multi-token prediction](12_multi_token_prediction.ipynb) —
+# writing more than one token per step.
