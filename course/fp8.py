@@ -86,10 +86,12 @@ def format_spec(fmt: str) -> FormatSpec:
 
 
 def representable_values(fmt: str) -> torch.Tensor:
-    """Every finite value of an 8-bit format, sorted and unique (float32, about 250 values)."""
-    if fmt not in ("e4m3", "e5m2"):
-        raise ValueError("representable_values lists the 8-bit formats e4m3 and e5m2 only.")
-    every = torch.arange(256, dtype=torch.uint8).view(_dtype(fmt)).float()
+    """Every finite value of `fmt`, sorted and unique, as float32: about 250 for the FP8
+    formats, about 65,000 for BF16 (every bit pattern, decoded by torch)."""
+    _dtype(fmt)
+    codes = torch.arange(2 ** 16, dtype=torch.int32).to(torch.int16) if fmt == "bf16" else \
+        torch.arange(256, dtype=torch.uint8)
+    every = codes.view(_dtype(fmt)).float()
     return torch.unique(every[torch.isfinite(every)])  # unique also merges +0 and -0
 
 
@@ -190,6 +192,16 @@ def quantization_error(x: torch.Tensor, fmt: str = "e4m3", block=None) -> dict:
     return {"rel_error": rel.mean().item() if rel.numel() else 0.0,
             "norm_error": ((xh - x).norm() / x.norm().clamp(min=1e-30)).item(),
             "underflow": ((xh == 0) & nonzero).sum().item() / max(int(nonzero.sum()), 1)}
+
+
+SCALINGS = {"per tensor": None, "1×128 tiles": TILE, "128×128 blocks": BLOCK}
+
+
+def compare_scalings(outlier: float = 1e4, fmt: str = "e4m3", tokens: int = 256,
+                     channels: int = 512, seed: int = 0) -> dict:
+    """`quantization_error` of one activation with an outlier, for each of `SCALINGS`."""
+    x = activations_with_outlier(tokens, channels, outlier, seed)
+    return {label: quantization_error(x, fmt, block) for label, block in SCALINGS.items()}
 
 
 def activations_with_outlier(tokens: int = 256, channels: int = 512, outlier: float = 100.0,

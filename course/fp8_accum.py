@@ -97,6 +97,36 @@ def error_vs_k(ks, mant_bits: int = 14, n_c: int | None = None, dist: str = "uni
                      for k in ks])
 
 
+def accumulation_curves(k_max: int = 4096, mant_bits: int = 14, n_c: int = 128,
+                        dist: str = "uniform", k_min: int = 128, size: int = 4) -> dict:
+    """Max relative error against K = k_min, 2·k_min, ..., k_max, without promotion and
+    with promotion every n_c (size×size outputs each; small enough for a slider)."""
+    if k_max < k_min:
+        raise ValueError(f"K must be at least {k_min}.")
+    ks = [k_min * 2**i for i in range(int(np.log2(k_max // k_min)) + 1)]
+    return {"ks": ks,
+            "none": error_vs_k(ks, mant_bits, None, dist, size, size),
+            "promoted": error_vs_k(ks, mant_bits, n_c, dist, size, size)}
+
+
+def linear_gemm_errors(in_features: int = 256, out_features: int = 512, tokens: int = 64,
+                       seed: int = 0) -> dict:
+    """Relative error (‖·‖ norm) of an FP8Linear's Fprop, Dgrad and Wgrad outputs against
+    the same layer computed in FP32, for random inputs and output gradients."""
+    g = torch.Generator().manual_seed(seed)
+    layer = fp8.FP8Linear(in_features, out_features)
+    w = torch.randn(out_features, in_features, generator=g) * 0.02
+    layer.weight.data.copy_(w)
+    x = torch.randn(tokens, in_features, generator=g).requires_grad_()
+    grad = torch.randn(tokens, out_features, generator=g)
+    y = layer(x)
+    y.backward(grad)
+    exact = {"Fprop  y = x Wᵀ": x.detach() @ w.t(), "Dgrad dx = dy W": grad @ w,
+             "Wgrad dW = dyᵀ x": grad.t() @ x.detach()}
+    got = [y.detach(), x.grad, layer.weight.grad]
+    return {k: ((v - e).norm() / e.norm()).item() for (k, e), v in zip(exact.items(), got)}
+
+
 # ----------------------------------------------------------------- the real GEMM on a GPU
 
 

@@ -274,3 +274,20 @@ def test_compare_precisions_small():
 
 def test_training_bytes_per_param():
     assert sum(fp8.TRAINING_BYTES_PER_PARAM.values()) == 12
+
+
+def test_bf16_values_and_linear_errors():
+    v = fp8.representable_values("bf16")
+    assert len(v) == 65279 and v.max() == torch.finfo(torch.bfloat16).max
+    errs = fp8_accum.linear_gemm_errors(200, 300, 50)
+    assert len(errs) == 3 and all(0.01 < e < 0.06 for e in errs.values())
+
+
+def test_compare_scalings_and_curves():
+    r = fp8.compare_scalings(1e5)
+    assert list(r) == list(fp8.SCALINGS)
+    c = fp8_accum.accumulation_curves(1024, 14, 128)
+    assert c["ks"] == [128, 256, 512, 1024]
+    assert (c["promoted"] <= c["none"] * 1.001).all() and c["promoted"][-1] < c["none"][-1] / 5
+    with pytest.raises(ValueError):
+        fp8_accum.accumulation_curves(64)
