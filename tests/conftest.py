@@ -1,4 +1,12 @@
-import pytest
+import os
+
+# pytest-xdist runs two workers (and their notebook kernels) on a 2-core machine; torch's
+# default of one thread per core then oversubscribes the CPU and runs up to 10x slower.
+# Set before torch is imported here or in any kernel (kernels inherit the environment).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -43,3 +43,11 @@ def test_ipynb_has_no_outputs(py: Path):
 def test_every_ipynb_has_a_source():
     for ipynb in NOTEBOOKS.glob("*.ipynb"):
         assert ipynb.with_suffix(".py").exists(), f"{ipynb.name} has no paired .py"
+
+
+@pytest.mark.parametrize("py", SOURCES, ids=[p.stem for p in SOURCES])
+def test_links_to_notebooks_resolve(py: Path):
+    import re
+
+    for target in re.findall(r"\]\(([^)#\s]+\.ipynb)", py.read_text()):
+        assert (NOTEBOOKS / target).exists(), f"{py.name} links to missing {target}"
