@@ -1,0 +1,88 @@
+"""course.inspect_model on the real trained tiny model (trained once per test module)."""
+
+import pytest
+import torch
+
+from course import inspect_model as im
+
+
+@pytest.fixture(scope="module")
+def model():
+    return im.trained_tiny_model().model
+
+
+def test_trained_once_and_cached():
+    assert im.trained_tiny_model() is im.trained_tiny_model()
+
+
+def test_model_learned_the_corpus():
+    assert im.trained_tiny_model().val_loss < 1.0
+
+
+def test_corpus_prompts_are_what_the_text_says():
+    colour = dict(im.corpus_prompts("colour"))
+    assert colour["the green forest has"] == "green"
+    assert colour["in the blue lake every flower is"] == "blue"
+    facts = dict(im.corpus_prompts("fact"))
+    assert facts["babe ruth played"] == "baseball"
+    assert facts["people say michael jordan played"] == "basketball"
+    assert all(p.split()[-1] == "played" for p in facts)
+    capitals = dict(im.corpus_prompts("capital"))
+    assert capitals["the capital of peru is"] == "lima"
+    with pytest.raises(ValueError, match="kind must be"):
+        im.corpus_prompts("sport")
+
+
+def test_attention_maps_are_causal_distributions(model):
+    maps = im.attention_maps(model, "babe ruth played")
+    assert maps.tokens == [".", "babe", "ruth", "played"]
+    L, H = model.cfg.n_layers, model.cfg.n_heads
+    assert maps.weights.shape == (L, H, 4, 4)
+    torch.testing.assert_close(maps.weights.sum(-1), torch.ones(L, H, 4))
+    assert torch.all(maps.weights.triu(1) == 0)
+    assert all(b.attn.last_weights is None and not b.attn.store_weights for b in model.blocks)
+
+
+def test_unknown_word_is_a_sentence(model):
+    with pytest.raises(ValueError, match="never saw"):
+        im.next_token_probs(model, "the green dragon has")
+    with pytest.raises(ValueError, match="at least one word"):
+        im.next_token_probs(model, "   ")
+
+
+def test_next_token_probs_match_the_models_softmax(model):
+    pairs = im.next_token_probs(model, "babe ruth played", top_k=5)
+    assert pairs[0][0] == "baseball" and pairs[0][1] > 0.5
+    probs = [p for _, p in pairs]
+    assert probs == sorted(probs, reverse=True)
+    logits = model(im.encode_prompt("babe ruth played")).logits[0, -1]
+    assert probs[0] == pytest.approx(logits.softmax(-1).max().item(), rel=1e-6)
+
+
+def test_knockout_score_without_knockout_is_high_and_batched_equals_single(model):
+    score = im.knockout_score(model, "colour")
+    assert score.n == len(im.corpus_prompts("colour"))
+    assert score.accuracy > 0.95
+    # the length-batched computation equals one prompt at a time
+    pairs = im.corpus_prompts("fact")
+    single = sum(im.next_token_probs(model, p, top_k=1)[0][0] == a for p, a in pairs)
+    assert im.knockout_score(model, "fact").accuracy == pytest.approx(single / len(pairs))
+
+
+def test_knockout_changes_predictions(model):
+    table = im.knockout_table(model)
+    L = model.cfg.n_layers
+    assert len(table) == 1 + 2 * L + 2
+    base = table["nothing"]["colour"].accuracy
+    worst = min(table[f"attention {i}"]["colour"].accuracy for i in range(L))
+    assert worst < base - 0.3  # some attention layer carries the colour to the end
+    assert table["all attention"]["colour"].accuracy < 0.5
+
+
+def test_residual_norms_add_up(model):
+    r = im.residual_norms(model, "the green forest has")
+    L, T = model.cfg.n_layers, 5
+    assert r.attn.shape == (L, T) and r.ffn.shape == (L, T) and r.stream.shape == (2 * L + 1, T)
+    out = model(im.encode_prompt("the green forest has"))
+    torch.testing.assert_close(r.stream[-1], out.hidden[0].norm(dim=-1))
+    assert torch.all(r.attn >= 0) and torch.all(r.ffn > 0)
