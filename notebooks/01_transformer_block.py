@@ -1,0 +1,266 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 01 · The transformer block: mixing and knowledge
+#
+# > **You will** train a tiny language model in one call, then look inside it: where its
+# > attention looks, what it predicts next, what breaks when you switch a part off, and
+# > how much each block changes a word's vector.
+# > **Before this:** [00 · Welcome](00_welcome.ipynb); a little PyTorch helps.
+# > **Time:** 25 minutes.
+#
+# Every frontier model, DeepSeek-V3 included, is a stack of **transformer blocks**. A
+# block does two things to each word's vector, and adds each result back to it (the
+# *residual stream*):
+#
+# 1. **attention mixes** words: in "the green forest has green ...", the word "has" can
+#    look back at "green" and copy it forward;
+# 2. **the MLP adds knowledge** that is not in the sentence: after "babe ruth played"
+#    the answer "baseball" must come from the weights.
+#
+# The components are written out in `course/attention.py` (`RMSNorm`, `SwiGLU`,
+# `CausalSelfAttention`, `Block`) so you can read them; the tests check them against
+# PyTorch's own attention to 1e-5.
+
+# %%
+import torch
+
+from course import checks, cost, data, device
+from course import inspect_model as im
+from course.plots import transformer as plots
+from course.presets import preset
+
+device.seed_everything(0)
+print(device.describe())
+
+# %% [markdown]
+# ## 1. A toy corpus and a word-level tokenizer
+#
+# The course ships its own corpus (`assets/corpus/tiny.txt`, 3,000 short sentences, no
+# downloads). Some sentences need **context** (a colour said earlier must be repeated),
+# some need **knowledge** (which sport an athlete played, a country's capital). One
+# token is one word, so an attention map reads like the sentence; the price is that a
+# word the corpus never uses cannot be typed.
+
+# %%
+tok = data.tokenizer()
+sentences = data.load_corpus()
+print(len(sentences), "sentences,", tok.vocab_size, "words in the vocabulary")
+print(sentences[:4])
+print(tok.encode("babe ruth played baseball"))
+assert tok.decode(tok.encode("the green forest has green trees")) == "the green forest has green trees"
+
+# %% [markdown]
+# ## 2. Train the tiny model in one call
+#
+# `TinyLM` (in `course/model.py`) is the course's one model: an embedding, a stack of
+# blocks, a final norm and an output layer. Here it has multi-head attention (MHA),
+# a dense SwiGLU MLP and FP32 weights; later notebooks flip switches to MLA, MoE, FP8
+# and multi-token prediction. Training takes a few seconds on a laptop CPU and is cached,
+# so the widgets below reuse the same model.
+
+# %%
+run = im.trained_tiny_model()
+model = run.model
+print(model.cfg.n_layers, "blocks, width", model.cfg.d_model, ",", model.cfg.n_heads, "heads")
+print(f"loss: {run.loss[0]:.2f} at the start -> {run.loss[-1]:.2f}; held-out {run.val_loss:.2f}")
+assert run.val_loss < 1.0
+
+# %%
+for prompt in ["the green forest has", "the blue forest has", "babe ruth played",
+               "michael jordan played"]:
+    word, p = im.next_token_probs(model, prompt, top_k=1)[0]
+    print(f"{prompt!r:28} -> {word} ({p:.0%})")
+assert im.next_token_probs(model, "the blue forest has", top_k=1)[0][0] == "blue"
+
+# %% [markdown]
+# ## 3. Where does attention look?
+#
+# Each head of each layer turns every word into a query, a key and a value. A word's
+# output is a weighted average of the values of the words it may see, weighted by
+# softmax(query · key / √d). The **causal mask** lets a word see only itself and the
+# past, so each row of the heat map sums to 1 and everything right of the diagonal is 0.
+
+# %%
+maps = im.attention_maps(model, "the green forest has")
+print("weights shape (layers, heads, T, T):", tuple(maps.weights.shape))
+assert torch.all(maps.weights.triu(1) == 0)
+torch.testing.assert_close(maps.weights.sum(-1), torch.ones(maps.weights.shape[:-1]))
+layer, head = 1, int(maps.weights[1, :, -1, 2].argmax())  # the head where "has" looks at "green" most
+plots.attention_heatmap(maps.tokens, maps.weights[layer, head],
+                        f"Layer {layer}, head {head}: 'has' looks back at 'green'").show()
+
+# %% [markdown]
+# ## 4. What comes next?
+#
+# The last position's output becomes a probability for every word in the vocabulary.
+
+# %%
+plots.next_token_bars(im.next_token_probs(model, "the capital of peru is"),
+                      "After 'the capital of peru is'").show()
+
+# %% [markdown]
+# ## 5. Knock-outs: switch a part off and see what breaks
+#
+# The story says attention does the mixing and the MLP holds the knowledge. Let's test
+# it on the real model. We zero the output of one part and measure the top-1 accuracy
+# over **every** matching prompt in the corpus: 191 colour-copy prompts ("... the green
+# forest has" → green), 48 athlete facts ("... babe ruth played" → baseball) and 16
+# capitals.
+
+# %%
+table = im.knockout_table(model)
+for label, scores in table.items():
+    print(f"{label:14}", "  ".join(f"{k} {s.accuracy:5.0%}" for k, s in scores.items()))
+plots.knockout_bars(table).show()
+
+# %% [markdown]
+# **What the numbers show (honestly).** With nothing removed the model gets every
+# prompt right. Removing **layer 0's attention** collapses the colour prompts (to about
+# 10%), as the story predicts — nothing else carries "green" to the end of the sentence.
+# But it collapses the **facts** too: to answer "babe ruth played", the word "played"
+# must first *look back* at "ruth", and looking back is attention's job. Removing the
+# **MLPs** hurts less than the story suggests: the facts survive, because in a model this
+# small "ruth → baseball" can be stored in the embedding and output matrices and read
+# through attention; the colour prompts lose more. So: attention is needed for anything
+# that depends on another word; where knowledge lives is spread out in a tiny model. In
+# large models, knock-out and editing studies do find many facts in the MLP layers of
+# the middle blocks — but "the MLP stores the facts" is a tendency, not a law.
+
+# %%
+checks.check_close("nothing removed: all colour prompts right",
+                   table["nothing"]["colour"].accuracy, 1.0, atol=0.02)
+assert table["attention 0"]["colour"].accuracy < 0.5   # mixing needs attention
+assert table["attention 0"]["fact"].accuracy < 0.5     # ... and so does the fact lookup
+assert table["all MLPs"]["fact"].accuracy > 0.8        # facts survive without MLPs here
+
+# %% [markdown]
+# ## 6. The residual stream
+#
+# Each block *adds* its attention and MLP outputs to the word's vector instead of
+# replacing it. The norm of each update shows how much each part changes each word.
+
+# %%
+norms = im.residual_norms(model, "the green forest has")
+plots.residual_figure(norms, "Size of each update, per word").show()
+out = model(im.encode_prompt("the green forest has"))
+torch.testing.assert_close(norms.stream[-1], out.hidden[0].norm(dim=-1))
+
+# %% [markdown]
+# ## 7. Try it yourself
+#
+# Type a sentence from the corpus's world (unknown words get a message), pick a layer
+# and head, and tick boxes to zero parts of the model.
+#
+# - In "we walked to the red lake and saw", which head looks at "red"?
+# - Zero attention 0: what does the model now say after "the capital of peru is"?
+# - Find a prompt whose top guess survives every single knock-out.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from course.widgets.transformer import attention_explorer, knockout_explorer
+
+attn_live = attention_explorer()
+attn_live
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+ko_live = knockout_explorer()
+ko_live
+
+# %% [markdown]
+# The same widgets, driven from code (this is how the tests check them):
+
+# %%
+before = ko_live.result[0][0]
+ko_live.controls["attn_0"].value = True
+print(f"top guess after 'the green forest has': {before} -> {ko_live.result[0][0]}")
+assert ko_live.result[0][0] != before
+attn_live.apply(text="the purple dragon")
+assert attn_live.error and "never saw" in attn_live.error
+
+# %% [markdown]
+# ## 8. At realistic size
+#
+# One block at DeepSeek-V3's width (7,168, 128 heads, dense MLP width 18,432) on a
+# 4,096-token sequence, forward pass only, in BF16. (DeepSeek-V3's real attention is
+# MLA, notebook 11; here it is the plain MHA block of this notebook at the same width.)
+# On a CPU this cell times the toy preset of the same code; the realistic numbers need a
+# CUDA GPU.
+
+# %%
+t = cost.preset_block_timing()
+print(preset("block"))
+print(f"{t.where}: forward {t.forward_s * 1e3:.1f} ms, {t.forward_flops / 1e9:.1f} GFLOP, "
+      f"{t.forward_tflops:.3f} TFLOP/s")
+if device.size() == "toy":
+    print("toy size: the DeepSeek-V3-width run needs a CUDA GPU")
+assert t.forward_flops == cost.block_flops(**{k: preset("block")[k]
+                                              for k in ("batch", "seq_len", "d_model", "d_ff")})
+
+# %% [markdown]
+# > **Check the claim.** *"The MLP adds knowledge, based on the universal approximation
+# > theorem."* The theorem says that a network with one hidden layer and enough units can
+# > approximate any continuous function on a bounded input range as closely as you like.
+# > It does **not** say how many units that takes, that gradient descent will find those
+# > weights, or that the function it finds stores *facts* — and as section 5 showed, our
+# > tiny model keeps its facts elsewhere.
+
+# %% [markdown]
+# ## 9. Exercises
+#
+# Leave a stub as it is and the notebook still runs; write your answer and run the cell
+# again. Stuck? `print(checks.solution("01.causal_mask"))`.
+#
+# **Exercise 1.** Write the causal mask: a `(T, T)` boolean tensor, `True` where query
+# `t` may attend to key `s`.
+
+# %%
+def my_mask(T):
+    # return a (T, T) torch.bool tensor
+    raise NotImplementedError
+
+
+my_mask = checks.exercise("01.causal_mask", my_mask)
+
+# %% [markdown]
+# **Exercise 2.** Write one causal attention head: `q, k, v` of shape `(T, d)` give an
+# output of shape `(T, d)`.
+
+# %%
+def my_head(q, k, v):
+    # scores (T, T) -> mask the future -> softmax over keys -> weighted sum of values
+    raise NotImplementedError
+
+
+my_head = checks.exercise("01.one_head", my_head)
+
+# %% [markdown]
+# **Exercise 3.** Predict the shape of `im.attention_maps(model, "babe ruth played").weights`
+# before running it.
+
+# %%
+shape = None  # e.g. (1, 2, 3, 4)
+checks.answer("01.weights_shape", shape)
+
+# %% [markdown]
+# ## Summary
+#
+# - A block = attention (mixes words) + MLP (transforms each word), both *added* to the
+#   residual stream, each after an RMSNorm.
+# - The causal mask keeps every word from seeing the future; the attention heat map of
+#   a trained model shows words looking back at the word they need.
+# - Knock-outs on the real model: attention is essential for copying context *and* for
+#   looking up facts about a named person; the MLP-holds-facts story is only partly true
+#   at this size.
+#
+# **Next:** [02 · Backprop and the training loop](02_backprop.ipynb) — how those weights
+# were learned.
