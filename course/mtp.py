@@ -1,11 +1,21 @@
-"""Multi-token prediction (DeepSeek-V3 report, section 2.2, eq. 21-25).
+"""Multi-token prediction (DeepSeek-V3 report, section 2.2, eq. 21-25), notebook 12.
 
 Depth k combines the previous depth's hidden state with the embedding of the next known
-token, h'_i = M_k [RMSNorm(h_i^{k-1}); RMSNorm(Emb(t_{i+k}))], runs one transformer block,
-and shares the main model's embedding and output head (see `TinyLM.mtp_forward`).
+token, h'_i = M_k [RMSNorm(h_i^{k-1}); RMSNorm(Emb(t_{i+k}))] (eq. 21), runs one
+transformer block (eq. 22) and shares the main model's embedding and output head (eq. 23;
+see `TinyLM.mtp_forward`). The loss is L_MTP = lambda/D * sum_k CE_k (eq. 24-25,
+`TinyLM._losses`). DeepSeek's released weights give each MTP module its own final norm
+before the shared head; the course shares the main model's final norm (a gain vector).
+
+Also here: training the course's one model with and without MTP (cached by its settings),
+and the teacher-forced accuracy of each depth on held-out text. Speculative decoding with
+the MTP module as the draft is in `course.speculative`.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 from torch import nn
@@ -14,6 +24,8 @@ from course.attention import RMSNorm
 
 
 class MTPModule(nn.Module):
+    """One MTP depth: projection M_k (d x 2d) of the two normalised inputs, then one block."""
+
     def __init__(self, cfg, block: nn.Module):
         super().__init__()
         d = cfg.d_model
@@ -21,7 +33,172 @@ class MTPModule(nn.Module):
         self.proj = nn.Linear(2 * d, d, bias=False)  # M_k in R^{d x 2d}
         self.block = block
 
-    def forward(self, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-        """h (B, T', d) from the previous depth, emb (B, T', d) of tokens k ahead -> (B, T', d)."""
-        x = self.proj(torch.cat([self.hnorm(h), self.enorm(emb)], dim=-1))
-        return self.block(x)[0]
+    def new_cache(self):
+        """An empty KV cache for this depth's attention (used when drafting tokens)."""
+        return self.block.attn.new_cache()
+
+    def forward(self, h: torch.Tensor, emb: torch.Tensor, cache=None) -> torch.Tensor:
+        """h (B, T', d) from the previous depth, emb (B, T', d) of tokens k ahead -> (B, T', d).
+
+        With `cache`, the T' positions continue the ones already in the cache (decoding)."""
+        x = self.proj(torch.cat([self.hnorm(h), self.enorm(emb)], dim=-1))  # eq. 21
+        return self.block(x, cache)[0]  # eq. 22: TRM_k
+
+
+@lru_cache(maxsize=16)
+def _train_cached(depth: int, lam: float, steps: int, seed: int):
+    from course.train import tiny_config, train_lm
+
+    return train_lm(tiny_config(mtp_depth=depth, mtp_lambda=lam), steps=steps, seed=seed)
+
+
+def train(depth: int = 1, lam: float = 0.3, steps: int | None = None, seed: int = 0):
+    """The course's one model trained with `depth` MTP modules and loss weight `lam`.
+
+    Cached by (depth, lam rounded to 0.01, steps, seed): a slider that comes back to a
+    setting reuses the trained model. Returns `course.train.TrainResult`."""
+    from course.presets import preset
+
+    if depth not in (0, 1, 2):
+        raise ValueError("The MTP depth must be 0, 1 or 2.")
+    if not 0.0 <= lam <= 10.0:
+        raise ValueError("The MTP loss weight lambda must be between 0 and 10.")
+    steps = int(steps or preset("tiny_lm")["steps"])
+    return _train_cached(int(depth), round(float(lam), 2) if depth else 0.0, steps, int(seed))
+
+
+@dataclass
+class DepthAccuracy:
+    next_token: float  # main model: argmax == t_{i+1}
+    depth: list  # depth k: argmax of MTP logits == t_{i+k+1}
+    agrees_with_main: list  # depth k: draft argmax == the main model's argmax at i+k
+
+
+@torch.no_grad()
+def depth_accuracy(model, stream: torch.Tensor, seq_len: int, max_windows: int = 64
+                   ) -> DepthAccuracy:
+    """Teacher-forced top-1 accuracy of the main head and each MTP depth on a token stream.
+
+    `agrees_with_main[k-1]` is what greedy speculative decoding would accept if every earlier
+    token were right: how often depth k guesses what the main model will say k steps later."""
+    if not getattr(model, "cfg", None) or not model.cfg.mtp_depth:
+        raise ValueError("This model has no MTP module (mtp_depth is 0).")
+    model.eval()
+    n = min(max_windows, (len(stream) - 1) // seq_len)
+    x = stream[: n * seq_len].view(n, seq_len)
+    y = stream[1: n * seq_len + 1].view(n, seq_len)
+    out = model(x, y)
+    main = out.logits.argmax(-1)  # (n, T): prediction of t_{i+1}
+    depth, agree = [], []
+    for k, logits in enumerate(out.mtp_logits, start=1):
+        guess = logits.argmax(-1)  # (n, T-k): prediction of t_{i+k+1}
+        depth.append((guess == y[:, k:]).float().mean().item())
+        agree.append((guess == main[:, k:]).float().mean().item())
+    model.train()
+    return DepthAccuracy((main == y).float().mean().item(), depth, agree)
+
+
+def _corpus_lists() -> dict[str, set]:
+    """Word lists of the corpus generator (assets/corpus/make_corpus.py), one per kind."""
+    import importlib.util
+
+    from course.data import CORPUS
+
+    spec = importlib.util.spec_from_file_location("make_corpus", CORPUS.with_name(
+        "make_corpus.py"))
+    mc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mc)
+    names = {w for a in mc.ATHLETES for w in a.split()}
+    return {"colour": set(mc.COLOURS), "place": set(mc.PLACES), "athlete": names,
+            "sport": set(mc.ATHLETES.values()), "country": set(mc.CAPITALS),
+            "capital city": set(mc.CAPITALS.values()), "animal": set(mc.ANIMALS),
+            "animal sound": set(mc.ANIMALS.values())}
+
+
+@lru_cache(maxsize=1)
+def _word_kinds() -> dict[str, str]:
+    return {w: kind for kind, words in _corpus_lists().items() for w in words}
+
+
+def token_type(word: str) -> str:
+    """The kind of a corpus word: "colour", "athlete", "sport", ..., "end of sentence" for
+    the separator, "function word" for the rest ("the", "played", "is", ...)."""
+    if word == ".":
+        return "end of sentence"
+    return _word_kinds().get(word, "function word")
+
+
+def sentence_position(tokens: list[int], position: int) -> int:
+    """1 for the first word of a sentence, 2 for the second...; separator id 0 ends one."""
+    start = position - 1
+    while start >= 0 and tokens[start] != 0:
+        start -= 1
+    return position - start
+
+
+def prompts(n: int = 16, length: int = 6, seed: int = 0) -> list[torch.Tensor]:
+    """`n` prompts (1, length) cut from held-out text, each starting at a sentence start."""
+    from course import data
+
+    if n < 1 or length < 1:
+        raise ValueError("Ask for at least one prompt of at least one token.")
+    val = data.split()[1]
+    starts = (val[: len(val) - length] == 0).nonzero().flatten()
+    gen = torch.Generator().manual_seed(seed)
+    pick = starts[torch.randperm(len(starts), generator=gen)[:n]]
+    return [val[s: s + length].view(1, -1) for s in pick.tolist()]
+
+
+@dataclass
+class Speculation:
+    acceptance: list  # depth k: accepted / drafted (depth k is tried once depth k-1 passed)
+    tokens_per_step: float  # new tokens per main-model step, over every prompt
+    by_type: dict  # kind of the verified token -> (depth-1 acceptance, count)
+    by_position: dict  # word position in its sentence -> (depth-1 acceptance, count)
+    plain_s: float  # wall time of plain decoding of every prompt
+    spec_s: float  # wall time of speculative decoding of every prompt
+    identical: bool | None  # greedy: every output equals plain decoding (None if sampled)
+    outputs: list  # (1, T) token tensors from speculative decoding
+
+
+def _rate(flags: list) -> tuple[float, int]:
+    return (sum(flags) / len(flags) if flags else float("nan"), len(flags))
+
+
+def speculate(model, prompt_list: list[torch.Tensor], new_tokens: int = 30,
+              temperature: float = 0.0, draft_temperature: float = 0.0, seed: int = 0
+              ) -> Speculation:
+    """Decode every prompt plainly and speculatively (MTP drafts) and measure acceptance."""
+    import time
+
+    from course.data import tokenizer
+    from course.model import generate
+    from course.speculative import speculative_generate
+
+    words = tokenizer().words
+    gen_plain, gen_spec = (torch.Generator().manual_seed(seed) for _ in range(2))
+    t0 = time.perf_counter()
+    plain = [generate(model, p, new_tokens, temperature=temperature, generator=gen_plain)
+             for p in prompt_list]
+    plain_s = time.perf_counter() - t0
+    runs = [speculative_generate(model, p, new_tokens, temperature, draft_temperature,
+                                 gen_spec) for p in prompt_list]
+    per_depth = [[] for _ in range(model.cfg.mtp_depth)]
+    kinds, places = {}, {}
+    for run in runs:
+        tokens = run.tokens[0].tolist()
+        for d in run.drafts:
+            per_depth[d.depth - 1].append(d.accepted)
+            if d.depth == 1:
+                kinds.setdefault(token_type(words[d.verified]), []).append(d.accepted)
+                pos = sentence_position(tokens, d.position)
+                places.setdefault(pos, []).append(d.accepted)
+    identical = (all(torch.equal(a, r.tokens) for a, r in zip(plain, runs))
+                 if temperature <= 0 else None)
+    return Speculation(
+        acceptance=[_rate(f)[0] for f in per_depth],
+        tokens_per_step=sum(r.new_tokens for r in runs) / sum(r.main_steps for r in runs),
+        by_type={k: _rate(v) for k, v in sorted(kinds.items())},
+        by_position={k: _rate(v) for k, v in sorted(places.items())},
+        plain_s=plain_s, spec_s=sum(r.seconds for r in runs), identical=identical,
+        outputs=[r.tokens for r in runs])
