@@ -40,7 +40,9 @@ def _summary(p: planner.Plan) -> str:
 
 
 @register_bench("planner", notebook="13", sweep=lambda: [
-    dict(pp=8), dict(dp=64, ep=32), dict(model="llama-3.1-405b", ep=1, tp=8),
+    dict(model="deepseek-v3", dp=256, tp=1, pp=8, ep=64),
+    dict(model="deepseek-v3", dp=64, tp=1, pp=16, ep=32),
+    dict(model="llama-3.1-405b", dp=128, tp=8, pp=16, ep=1),
     dict(precision="bf16", recipe="bf16-mixed"), dict(zero=0), dict(mfu=0.3)])
 def planner_widget() -> LiveFigure:
     """Model, GPUs, layout and precision -> fit, step time, days, dollars, serving memory."""
