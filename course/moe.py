@@ -143,10 +143,15 @@ class MoE(nn.Module):
 
     @torch.no_grad()
     def update_bias(self, gamma: float) -> None:
-        """DeepSeek-V3 2.1.2: b_i <- b_i + gamma * sign(mean load - load_i)."""
-        load = self.last_load.to(self.bias.device).float()
-        self.bias += gamma * torch.sign(load.mean() - load)
+        """DeepSeek-V3 2.1.2, after each step: see `bias_update`."""
+        self.bias.copy_(bias_update(self.bias, self.last_load.to(self.bias.device), gamma))
         self.bias_log.append(self.bias.detach().cpu().clone())
+
+
+def bias_update(bias: torch.Tensor, load: torch.Tensor, gamma: float) -> torch.Tensor:
+    """b_i <- b_i + gamma * sign(mean load - load_i); bias, load (E,) -> new bias (E,)."""
+    load = load.float()
+    return bias + gamma * torch.sign(load.mean() - load)
 
 
 def max_vio(load) -> float:
@@ -236,6 +241,7 @@ def train(balance: str = "none", steps: int | None = None, seed: int = 0, **size
     if unknown:
         raise ValueError(f"Unknown setting(s) {', '.join(sorted(unknown))} for moe.train.")
     settings.update(sizes)
+    settings.setdefault("router_std", 0.02)  # so default and explicit calls share the cache
     settings["steps"] = int(steps or settings["steps"])
     key = tuple(sorted((k, round(v, 8) if isinstance(v, float) else v)
                        for k, v in settings.items()))
@@ -251,9 +257,13 @@ def _train(balance: str, seed: int, key: tuple) -> MoERun:
     cfg = tiny_config(ffn="moe", balance=balance,
                       extra={k: s[k] for k in ROUTER_KEYS if k in s},
                       **{TRAIN_KEYS[k]: v for k, v in s.items() if k in TRAIN_KEYS})
-    start = time.perf_counter()
-    res = train_lm(cfg, steps=s["steps"], batch_size=s.get("batch", 32), lr=s.get("lr", 3e-3),
-                   seed=seed, warmup=s.get("warmup", 20))
+    start, threads = time.perf_counter(), torch.get_num_threads()
+    torch.set_num_threads(1)  # subtle: tiny matmuls run faster on one thread than on two
+    try:
+        res = train_lm(cfg, steps=s["steps"], batch_size=s.get("batch", 32),
+                       lr=s.get("lr", 3e-3), seed=seed, warmup=s.get("warmup", 20))
+    finally:
+        torch.set_num_threads(threads)
     layer_load = res.load / res.load.sum(-1, keepdims=True)
     moe = res.model.moe_layers()
     bias = np.stack([np.stack(m.bias_log) for m in moe], 1) if balance == "bias" else None
@@ -341,3 +351,13 @@ def _median_seconds(fn, repeats: int, where: torch.device) -> float:
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     return float(np.median(times))
+
+
+def word_router_floor(token_counts, n_experts: int, k: int) -> float:
+    """MaxVio of a router that looks only at the word: all copies of the most frequent
+    word land on the same k experts, so one expert gets at least p_max / k of the slots.
+
+    token_counts (V,) occurrences of each word. Returns max(0, E * p_max / k - 1).
+    """
+    counts = np.asarray(token_counts, dtype=float)
+    return max(0.0, n_experts * counts.max() / counts.sum() / k - 1.0)

@@ -124,6 +124,8 @@ def test_balance_loss_closed_form():
 def test_update_bias_sign_rule():
     layer = moe.MoE(moe_cfg(score_func="sigmoid"))
     layer.last_load = torch.tensor([10, 0, 2, 4, 4, 4, 4, 4])  # mean 4
+    torch.testing.assert_close(moe.bias_update(torch.zeros(8), layer.last_load, 0.01),
+                               0.01 * torch.tensor([-1.0, 1, 1, 0, 0, 0, 0, 0]))
     layer.update_bias(0.01)
     expected = 0.01 * torch.tensor([-1.0, 1, 1, 0, 0, 0, 0, 0])
     torch.testing.assert_close(layer.bias, expected)
@@ -183,3 +185,19 @@ def test_time_layer_at_toy_size():
     assert t.tokens == p["tokens"] and t.load.shape == (p["n_experts"],)
     assert t.load.sum() == p["tokens"] * p["top_k"]
     assert t.layer_seconds > 0 and t.router_seconds > 0
+
+
+def test_balancing_reduces_max_vio_on_the_toy():
+    router = dict(score_func="sigmoid", top_k=2)  # the setting of notebook 09
+    none = moe.train("none", **router)
+    aux = moe.train("aux", alpha=0.1, **router)
+    bias = moe.train("bias", gamma=0.003, **router)
+    assert aux.val_max_vio < none.val_max_vio
+    assert bias.val_max_vio < none.val_max_vio
+    assert bias.max_vio[-50:].mean() < none.max_vio[-50:].mean()
+
+
+def test_word_router_floor():
+    assert moe.word_router_floor([1, 1, 1, 1], 4, 1) == 0.0
+    assert moe.word_router_floor([2, 1, 1], 16, 1) == pytest.approx(16 * 0.5 - 1)
+    assert moe.word_router_floor([2, 1, 1], 4, 2) == 0.0

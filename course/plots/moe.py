@@ -1,0 +1,59 @@
+"""Figures for notebooks 08-09: expert load over training, MaxVio, EP ranks, routing bias."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+from course.plots import COLORS, SEQUENCE, figure
+
+
+def load_heatmap(load, title: str = "Share of routed tokens per expert") -> go.Figure:
+    """Heat map of load (steps, E): one column per training step, one row per expert."""
+    load = np.asarray(load)
+    fig = figure(title, "training step", "expert", height=380)
+    fig.add_heatmap(z=load.T, x=np.arange(1, len(load) + 1), y=np.arange(load.shape[1]),
+                    colorscale="Blues", zmin=0, colorbar=dict(title="share", tickformat=".0%"),
+                    hovertemplate="step %{x}<br>expert %{y}<br>%{z:.1%}<extra></extra>")
+    fig.update_yaxes(dtick=1 if load.shape[1] <= 16 else 4)
+    return fig
+
+
+def lines(curves: dict, title: str, y_title: str, x_title: str = "training step",
+          smooth: int = 1, log_y: bool = False) -> go.Figure:
+    """One line per {label: values (steps,)}, optionally a running mean over `smooth` steps."""
+    fig = figure(title, x_title, y_title)
+    for i, (label, y) in enumerate(curves.items()):
+        y = np.asarray(y, dtype=float)
+        if smooth > 1:
+            y = np.convolve(y, np.ones(smooth) / smooth, mode="valid")
+        x = np.arange(len(y)) + (smooth + 1) // 2
+        fig.add_scatter(x=x, y=y, mode="lines", name=label,
+                        line=dict(color=SEQUENCE[i % len(SEQUENCE)], width=2.5))
+    if log_y:
+        fig.update_yaxes(type="log")
+    return fig
+
+
+def ep_bars(tokens_per_rank, title: str = "Tokens each GPU must process") -> go.Figure:
+    """Bars of tokens per expert-parallel rank, with the balanced level as a dashed line."""
+    tokens = np.asarray(tokens_per_rank, dtype=float)
+    fig = figure(title, "EP rank (GPU)", "tokens this step")
+    worst = int(tokens.argmax())
+    colors = [COLORS["bad"] if i == worst else COLORS["primary"] for i in range(len(tokens))]
+    fig.add_bar(x=np.arange(len(tokens)), y=tokens, marker_color=colors, name="tokens")
+    fig.add_hline(y=tokens.mean(), line_dash="dash", line_color=COLORS["neutral"],
+                  annotation_text="balanced", annotation_position="top left")
+    fig.update_xaxes(dtick=1)
+    return fig
+
+
+def bias_traces(bias, title: str = "Routing bias of each expert") -> go.Figure:
+    """One thin line per expert: bias (steps, E) after each step."""
+    bias = np.asarray(bias)
+    fig = figure(title, "training step", "bias b_i", showlegend=False)
+    for e in range(bias.shape[1]):
+        fig.add_scatter(x=np.arange(1, len(bias) + 1), y=bias[:, e], mode="lines",
+                        line=dict(width=1.2, color=SEQUENCE[e % len(SEQUENCE)]),
+                        name=f"expert {e}")
+    return fig

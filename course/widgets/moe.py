@@ -1,0 +1,92 @@
+"""Widgets for notebooks 08 (routing collapse) and 09 (balancing). Each slider change
+trains the course's tiny MoE model (`course.moe.train`, cached by its arguments), so the
+sliders update on release only."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from course import moe
+from course.plots import moe as plots
+from course.presets import preset
+from course.widgets import LiveFigure, dropdown, log_slider, register_bench, slider
+
+
+def collapse(n_experts: int, top_k: int, router_std: float, steps: int, score_func: str,
+             ep_ranks: int) -> dict:
+    """Train with no balancing; return the run, its MaxVio and the EP view of the last steps."""
+    run = moe.train("none", steps=int(steps), n_experts=int(n_experts), top_k=int(top_k),
+                    router_std=float(router_std), score_func=score_func)
+    tail = run.load[-10:].mean(0)  # recent load, less noisy than one batch
+    return dict(run=run, ep=moe.ep_ranks(tail, int(ep_ranks)))
+
+
+def _draw_collapse(fig, result) -> None:
+    load = result["run"].load
+    fig.data[0].z = load.T
+    fig.data[0].x = np.arange(1, len(load) + 1)
+    fig.data[0].y = np.arange(load.shape[1])
+
+
+def _summary_collapse(result) -> str:
+    run, ep = result["run"], result["ep"]
+    mv = run.max_vio
+    return (f"MaxVio first 10 steps <b>{mv[:10].mean():.2f}</b> → last 10 "
+            f"<b>{mv[-10:].mean():.2f}</b> · held-out {run.val_max_vio:.2f} · "
+            f"on {len(ep.tokens_per_rank)} GPUs the busiest does {ep.slowdown:.2f}× its share: "
+            f"utilisation <b>{ep.utilisation:.0%}</b> · val loss {run.val_loss:.3f}")
+
+
+@register_bench("moe_collapse", notebook="08", sweep=lambda: [
+    dict(top_k=2), dict(router_std=0.2), dict(n_experts=8), dict(ep_ranks=8)])
+def collapse_explorer() -> LiveFigure:
+    """Sliders -> a no-balancing training run: load heat map, MaxVio, EP utilisation."""
+    p = preset("moe")
+    controls = dict(
+        n_experts=slider("experts", 4, 32, p["n_experts"], step=4, slow=True),
+        top_k=slider("top-k", 1, 4, p["top_k"], slow=True),
+        router_std=log_slider("router init std", -3, 0, 0.02, step=0.1, slow=True),
+        steps=slider("steps", 30, 300, p["steps"], step=30, slow=True),
+        score_func=dropdown("scores", ["softmax", "sigmoid"], p["score_func"]),
+        ep_ranks=dropdown("GPUs (EP ranks)", [1, 2, 4], 4),
+    )
+    return LiveFigure(controls, collapse, _draw_collapse, plots.load_heatmap(np.zeros((1, 1))),
+                      summary=_summary_collapse)
+
+
+def balancing(method: str, alpha: float, gamma: float, steps: int) -> dict:
+    """One run with the chosen balancing, and the unbalanced run for comparison."""
+    kw = dict(alpha=float(alpha)) if method == "aux" else dict(gamma=float(gamma))
+    run = moe.train(method, steps=int(steps), **(kw if method != "none" else {}))
+    return dict(run=run, base=moe.train("none", steps=int(steps)), method=method)
+
+
+def _draw_balancing(fig, result) -> None:
+    for trace, run in zip(fig.data, (result["base"], result["run"])):
+        y = np.convolve(run.max_vio, np.ones(5) / 5, mode="valid")
+        trace.x, trace.y = np.arange(len(y)) + 3, y
+    fig.data[1].name = result["method"]
+
+
+def _summary_balancing(result) -> str:
+    run, base = result["run"], result["base"]
+    return (f"held-out MaxVio: none <b>{base.val_max_vio:.2f}</b> vs {result['method']} "
+            f"<b>{run.val_max_vio:.2f}</b> · held-out loss {base.val_loss:.3f} vs "
+            f"{run.val_loss:.3f} (perplexity {np.exp(base.val_loss):.2f} vs "
+            f"{np.exp(run.val_loss):.2f})")
+
+
+@register_bench("moe_balancing", notebook="09", sweep=lambda: [
+    dict(method="aux", alpha=0.1), dict(method="bias", gamma=0.003), dict(steps=90)])
+def balancing_explorer() -> LiveFigure:
+    """Dropdown + alpha/gamma sliders -> MaxVio over training against no balancing."""
+    p = preset("moe")
+    controls = dict(
+        method=dropdown("balancing", ["bias", "aux", "none"], "bias"),
+        alpha=log_slider("aux α", -4, 0, 0.01, step=0.5, slow=True),
+        gamma=log_slider("bias γ", -4, -1, 0.001, step=0.5, slow=True),
+        steps=slider("steps", 30, 300, p["steps"], step=30, slow=True),
+    )
+    fig = plots.lines({"none": [0.0], "bias": [0.0]}, "MaxVio per batch (5-step mean)",
+                      "MaxVio")
+    return LiveFigure(controls, balancing, _draw_balancing, fig, summary=_summary_balancing)
