@@ -1,0 +1,50 @@
+"""course.cost: the analytic FLOP counts against torch's FLOP counter; timings run and
+have the right shape (their values depend on the machine)."""
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from course import cost
+from course.attention import Block, CausalSelfAttention, SwiGLU
+from course.configs import load_config
+from course.presets import preset
+
+
+def _count(fn) -> int:
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def test_swiglu_forward_and_backward_flops_match_torch():
+    mlp, x = SwiGLU(16, 40), torch.randn(12, 16, requires_grad=True)
+    assert _count(lambda: mlp(x)) == cost.swiglu_flops(12, 16, 40)
+    y = mlp(x)
+    assert _count(lambda: y.sum().backward()) == 2 * cost.swiglu_flops(12, 16, 40)
+
+
+def test_block_flops_match_torch():
+    block = Block(32, CausalSelfAttention(32, 4), SwiGLU(32, 48))
+    with torch.no_grad():
+        assert _count(lambda: block(torch.randn(2, 10, 32))) == cost.block_flops(2, 10, 32, 48)
+
+
+def test_mlp_timing_runs_and_backward_costs_more():
+    t = cost.mlp_timing(64, 256, 256, repeats=3, device=torch.device("cpu"))
+    assert t.forward_s > 0 and t.backward_s > 0 and t.ratio > 1.0
+    assert t.forward_flops == cost.swiglu_flops(256, 64, 256)
+    assert t.where == "cpu float32"
+
+
+def test_block_timing_toy():
+    t = cost.block_timing(32, 4, 48, 16, 2, repeats=1, device=torch.device("cpu"))
+    assert t.backward_s is None and t.forward_tflops > 0
+
+
+def test_realistic_presets_are_deepseek_v3_widths():
+    v3 = load_config("deepseek-v3")
+    block, mlp = preset("block", "realistic"), preset("mlp", "realistic")
+    assert (block["d_model"], block["n_heads"], block["d_ff"]) == (
+        v3.hidden_size, v3.num_heads, v3.intermediate_size)
+    assert (mlp["d_model"], mlp["d_ff"]) == (v3.hidden_size, v3.intermediate_size)
+    assert block["seq_len"] == 4096
