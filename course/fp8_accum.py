@@ -164,6 +164,15 @@ def _time_cuda(fn, repeats: int) -> float:
     return (time.perf_counter() - start) / repeats
 
 
+def scaled_mm_fn(a: torch.Tensor, b: torch.Tensor):
+    """Quantize a (M, K) and b (K, N) to E4M3 with one scale each and return a function
+    that runs torch._scaled_mm on them: () -> A B (M, N) in BF16, scales applied."""
+    qa, sa = fp8.quantize(a, "e4m3")
+    qb, sb = fp8.quantize(b.t().contiguous(), "e4m3")  # _scaled_mm wants B column-major
+    return lambda: torch._scaled_mm(qa, qb.t(), scale_a=sa, scale_b=sb,
+                                    out_dtype=torch.bfloat16)
+
+
 def gemm_benchmark(n: int = 8192, repeats: int = 20, seed: int = 0) -> dict:
     """Time an n×n×n GEMM in BF16 (torch.matmul) and FP8 E4M3 (torch._scaled_mm, per-tensor
     scales, BF16 output); return TFLOP/s, speed-up and each one's error vs FP32."""
@@ -176,13 +185,8 @@ def gemm_benchmark(n: int = 8192, repeats: int = 20, seed: int = 0) -> dict:
     a = torch.randn(n, n, device="cuda", generator=g)
     b = torch.randn(n, n, device="cuda", generator=g)
     reference = a @ b
-    qa, sa = fp8.quantize(a, "e4m3")
-    qb, sb = fp8.quantize(b.t().contiguous(), "e4m3")  # _scaled_mm wants B column-major
+    run_fp8 = scaled_mm_fn(a, b)
     a16, b16 = a.bfloat16(), b.bfloat16()
-
-    def run_fp8():
-        return torch._scaled_mm(qa, qb.t(), scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16)
-
     t8, t16 = _time_cuda(run_fp8, repeats), _time_cuda(lambda: a16 @ b16, repeats)
 
     def rel(x):

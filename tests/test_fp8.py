@@ -255,6 +255,19 @@ def test_gemm_benchmark_refuses_without_fp8_gpu():
         fp8_accum.gemm_benchmark(256)
 
 
+def test_scaled_mm_operands_layout_and_scales():
+    # torch._scaled_mm also runs on a CPU here: check the call against dequantized FP8
+    g = torch.Generator().manual_seed(5)
+    a, b = torch.randn(32, 64, generator=g) * 3, torch.randn(64, 48, generator=g) / 7
+    try:
+        got = fp8_accum.scaled_mm_fn(a, b)().float()
+    except (RuntimeError, NotImplementedError) as err:
+        pytest.skip(f"torch._scaled_mm unavailable on this device: {err}")
+    expected = fp8.dequantize(*fp8.quantize(a)) @ fp8.dequantize(*fp8.quantize(b))
+    assert torch.allclose(got, expected, rtol=1e-2, atol=1e-2)
+    assert ((got - a @ b).norm() / (a @ b).norm()).item() < 0.06
+
+
 @pytest.mark.skipif(not fp8_accum.fp8_gemm_supported(), reason="needs an FP8 GPU")
 def test_gemm_benchmark_on_gpu():
     r = fp8_accum.gemm_benchmark(2048, repeats=5)
