@@ -38,7 +38,7 @@ PRESETS: dict[str, dict[str, dict]] = {
     },
     # 06 · real gloo collectives timed between CPU processes, and the DiLoCo toy run.
     "gloo": {
-        "toy": dict(world_size=2, sizes=(2**12, 2**15, 2**18, 2**20, 2**22), repeats=5),
+        "toy": dict(world_size=2, sizes=(2**12, 2**15, 2**18, 2**20, 2**23), repeats=5),
         "realistic": dict(world_size=4, sizes=(2**12, 2**15, 2**18, 2**20, 2**22, 2**24),
                           repeats=10),
     },
