@@ -63,7 +63,7 @@ def train(depth: int = 1, lam: float = 0.3, steps: int | None = None, seed: int 
         raise ValueError("The MTP depth must be 0, 1 or 2.")
     if not 0.0 <= lam <= 10.0:
         raise ValueError("The MTP loss weight lambda must be between 0 and 10.")
-    steps = int(steps or preset("tiny_lm")["steps"])
+    steps = int(steps or preset("mtp")["steps"])
     return _train_cached(int(depth), round(float(lam), 2) if depth else 0.0, steps, int(seed))
 
 
@@ -202,3 +202,20 @@ def speculate(model, prompt_list: list[torch.Tensor], new_tokens: int = 30,
         by_position={k: _rate(v) for k, v in sorted(places.items())},
         plain_s=plain_s, spec_s=sum(r.seconds for r in runs), identical=identical,
         outputs=[r.tokens for r in runs])
+
+
+@torch.no_grad()
+def two_token_guesses(model, text: str) -> list[tuple[str, str, str]]:
+    """For each word of `text`: (word, main head's guess of the next word, depth-1 MTP's guess
+    of the word after that, given the true next word). The last word has no MTP guess."""
+    from course.data import tokenizer
+
+    tok = tokenizer()
+    idx = torch.tensor([tok.encode(text)])
+    model.eval()
+    out = model(idx)
+    main = out.logits[0].argmax(-1).tolist()
+    two = model.mtp_forward(out.hidden, idx)[0][0].argmax(-1).tolist() if idx.shape[1] > 1 else []
+    words = tok.words
+    return [(words[t], words[main[i]], words[two[i]] if i < len(two) else "")
+            for i, t in enumerate(idx[0].tolist())]

@@ -73,6 +73,11 @@ PRESETS: dict[str, dict[str, dict]] = {
         "toy": dict(n=256, repeats=3, train_steps=150),
         "realistic": dict(n=8192, repeats=20, train_steps=150),
     },
+    # 12 · MTP: training steps per (lambda, depth), and the prompts speculative decoding runs on.
+    "mtp": {
+        "toy": dict(steps=300, prompts=16, prompt_len=6, new_tokens=30),
+        "realistic": dict(steps=2000, prompts=64, prompt_len=8, new_tokens=64),
+    },
     # 11 · MLA decode at long context.
     "mla_decode": {
         "toy": dict(d_model=128, n_heads=8, q_lora_rank=0, kv_lora_rank=32,

@@ -162,3 +162,19 @@ def test_trained_mtp_head_is_accepted_most_of_the_time():
     assert spec.tokens_per_step > 1.4
     assert sum(n for _, n in spec.by_type.values()) == sum(n for _, n in
                                                           spec.by_position.values())
+
+
+def test_widget_recomputes_when_the_draft_temperature_changes(monkeypatch):
+    from course import presets
+
+    monkeypatch.setitem(presets.PRESETS["mtp"], "toy", dict(steps=30, prompts=3, prompt_len=4,
+                                                            new_tokens=10))
+    monkeypatch.setenv("COURSE_SIZE", "toy")
+    from course.widgets.mtp import mtp_speculation
+
+    live = mtp_speculation()
+    assert live.error is None and live.result["spec"].identical
+    before = live.result["spec"].acceptance[0]
+    live.controls["draft_temperature"].value = 2.0
+    assert live.result["spec"].acceptance[0] != before
+    assert list(live.fig.data[0].x) == list(live.result["spec"].by_type)

@@ -1,0 +1,49 @@
+"""Figures for notebook 12 (multi-token prediction and speculative decoding)."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+from course.plots import COLORS, SEQUENCE, figure
+
+
+def loss_curves(curves: dict, window: int = 20) -> go.Figure:
+    """Main-model training loss per step for each run (label -> (steps,) array), smoothed."""
+    fig = figure("Main-model training loss, with and without the MTP objective",
+                 "training step", "next-token cross-entropy (nats)")
+    for i, (label, loss) in enumerate(curves.items()):
+        loss = np.asarray(loss, dtype=float)
+        w = max(1, min(window, len(loss)))
+        smooth = np.convolve(loss, np.ones(w) / w, mode="valid")
+        fig.add_scatter(x=np.arange(w - 1, len(loss)), y=smooth, name=label,
+                        line=dict(color=SEQUENCE[i % len(SEQUENCE)]))
+    return fig
+
+
+def acceptance_bars(groups: dict, title: str, x_title: str, overall: float | None = None
+                    ) -> go.Figure:
+    """Acceptance rate per group (name -> (rate, count)), with the overall rate as a line."""
+    names = [str(k) for k in groups]
+    rates = [v[0] for v in groups.values()]
+    counts = [v[1] for v in groups.values()]
+    fig = figure(title, x_title, "drafts accepted (%)", yaxis_range=[0, 105])
+    fig.add_bar(x=names, y=[100 * r for r in rates], customdata=counts, name="acceptance",
+                marker_color=COLORS["primary"],
+                hovertemplate="%{x}: %{y:.0f}% of %{customdata} drafts<extra></extra>")
+    if overall is not None:
+        fig.add_hline(y=100 * overall, line_dash="dash", line_color=COLORS["secondary"],
+                      annotation_text=f"all drafts {100 * overall:.0f}%")
+    return fig
+
+
+def tokens_per_step(rows: dict) -> go.Figure:
+    """Tokens per main-model step (or speed-up): label -> value, one bar each."""
+    fig = figure("Tokens per main-model step and speed-up", "", "× plain decoding")
+    colours = [COLORS["primary"], COLORS["neutral"], COLORS["good"], COLORS["secondary"],
+               COLORS["accent"]]
+    fig.add_bar(x=list(rows), y=list(rows.values()), text=[f"{v:.2f}" for v in rows.values()],
+                marker_color=[colours[i % len(colours)] for i in range(len(rows))])
+    fig.add_hline(y=1.0, line_color=COLORS["bad"], line_dash="dot",
+                  annotation_text="plain decoding")
+    return fig

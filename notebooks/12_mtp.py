@@ -1,0 +1,259 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 12 · Multi-token prediction and speculative decoding
+#
+# > **You will** give the course's tiny model a second head that guesses the
+# > token *after* the next one, see what that does to training, then use the
+# > same head to draft tokens that the main model only has to check — and
+# > measure how often it is right and what that buys.
+# > **Before this:** [01 · The transformer block](01_transformer_block.ipynb)
+# > (the tiny model) and [11 · The KV cache and MLA](11_kv_cache_mla.ipynb).
+# > **Time:** 20 minutes.
+
+# %%
+import torch
+
+from course import checks, data, mtp, speculative
+from course.plots import mtp as plots
+from course.presets import preset
+
+P = preset("mtp")
+tok = data.tokenizer()
+
+# %% [markdown]
+# ## 1. Predicting two tokens
+#
+# A language model's head reads the last hidden state $h_i$ and guesses
+# $t_{i+1}$. DeepSeek-V3 adds an **MTP module** (report §2.2, eq. 21–23): it
+# takes $h_i$, mixes in the embedding of the *true* next token $t_{i+1}$,
+#
+# $$h'_i = M\,[\mathrm{RMSNorm}(h_i);\ \mathrm{RMSNorm}(\mathrm{Emb}(t_{i+1}))],$$
+#
+# runs one more transformer block and uses the **same output head** to guess
+# $t_{i+2}$. Training adds its cross-entropy with a weight:
+# $L = L_\text{main} + \lambda \cdot L_\text{MTP}$ (DeepSeek-V3: λ = 0.3, then 0.1).
+# In the course's model it is one switch, `mtp_depth=1`. Let's train it.
+
+# %%
+with_mtp = mtp.train(depth=1, lam=0.3, steps=P["steps"], seed=0)
+for word, nxt, after in mtp.two_token_guesses(with_mtp.model,
+                                              ". babe ruth played baseball ."):
+    print(f"{word:>10}  next: {nxt:<10} after that: {after}")
+
+# %% [markdown]
+# After "ruth" the main head guesses "played"; the MTP module, told that the
+# next word *is* "played", already guesses "baseball". On held-out text:
+
+# %%
+val = data.split()[1]
+acc = mtp.depth_accuracy(with_mtp.model, val, with_mtp.model.cfg.seq_len)
+print(f"main head, next token right:        {acc.next_token:.1%}")
+print(f"MTP depth 1, token after next right: {acc.depth[0]:.1%}")
+print(f"MTP agrees with what the main model will say: {acc.agrees_with_main[0]:.1%}")
+assert acc.agrees_with_main[0] > 0.6
+
+# %% [markdown]
+# ## 2. Does the MTP objective help training?
+#
+# DeepSeek-V3 keeps MTP mainly for this: the extra target "densifies the
+# training signal" (Table 4: HumanEval 44.5 → 53.7 for the large ablation
+# model). Here is the honest toy test: the same model, the same seed, the same
+# batches and steps, with and without the MTP loss; we compare only the **main**
+# head's loss on held-out text (the MTP module is discarded).
+
+# %%
+without = mtp.train(depth=0, steps=P["steps"], seed=0)
+plots.loss_curves({"no MTP": without.lm_loss,
+                   "MTP, depth 1, λ = 0.3": with_mtp.lm_loss}).show()
+diff = with_mtp.val_loss - without.val_loss
+print(f"val loss without MTP {without.val_loss:.3f}, with MTP "
+      f"{with_mtp.val_loss:.3f} (difference {diff:+.3f})")
+assert abs(diff) < 0.1
+
+# %% [markdown]
+# On a 100-word corpus that a 2-layer model learns in a few hundred steps
+# there is little left for a denser signal to add: the difference is a few
+# hundredths of a nat either way, about the size of seed noise. That is what
+# the toy shows; DeepSeek's gains come from 540 B training tokens on hard text
+# (code, maths) where planning ahead matters.
+
+# %% [markdown]
+# ## 3. Speculative decoding: the main model checks the draft
+#
+# At inference the MTP module can be thrown away — or used as a **draft**
+# (report §5.4.3). Each main-model step feeds the newest token *and* the
+# drafted one. One forward pass gives the main model's opinion at both
+# positions: if it agrees with the draft we keep the draft **and** get the
+# next token for free, 2 tokens for one step; if not we keep the main model's
+# own token, 1 token. With greedy decoding the text is exactly what the main
+# model alone would write.
+
+# %%
+prompts = mtp.prompts(P["prompts"], P["prompt_len"])
+spec = mtp.speculate(with_mtp.model, prompts, P["new_tokens"])
+print(tok.decode(spec.outputs[0][0]))
+p = spec.acceptance[0]
+print(f"drafts accepted: {p:.1%}; tokens per main-model step: "
+      f"{spec.tokens_per_step:.2f}")
+assert spec.identical  # same text as plain greedy decoding, token for token
+checks.check_close("tokens per step ≈ 1 + p", spec.tokens_per_step, 1 + p,
+                   atol=0.1)
+
+# %% [markdown]
+# Tokens per step is a little under $1+p$: the prompt's prefill step yields
+# one token, and the last step may overshoot the length we asked for.
+#
+# ## 4. Which tokens does the draft get right?
+
+# %%
+plots.acceptance_bars(spec.by_type, "Drafts accepted, by the kind of token "
+                      "guessed", "kind of token", overall=p).show()
+plots.acceptance_bars(spec.by_position, "Drafts accepted, by word position in "
+                      "the sentence", "word position", overall=p).show()
+
+# %% [markdown]
+# Facts the first word already determines ("ruth" → "baseball", "egypt" →
+# "cairo") and repeated colours are easy. The **first word of a new sentence**
+# is the hard one: after "." anything can come, so the main model and the
+# draft often disagree. DeepSeek's 85–90 % is the same kind of average, over
+# real text.
+
+# %%
+first = spec.by_position.get(1, (float("nan"), 0))
+print(f"first word of a sentence: {first[0]:.0%} of {first[1]} drafts")
+assert first[0] < p
+
+# %% [markdown]
+# ## 5. From acceptance to speed
+#
+# With one draft accepted with probability $p$, a step yields $1+p$ tokens on
+# average. That is a **ceiling** for the speed-up: it assumes checking two
+# tokens costs the same as decoding one and drafting is free. We measure the
+# three step costs on this machine and combine them:
+#
+# $$\text{speed-up} = (1+p)\cdot\frac{t_\text{plain step}}{t_\text{verify step} + t_\text{draft}}$$
+
+# %%
+cost = speculative.step_costs(with_mtp.model)
+est = speculative.speedup_estimate(spec.tokens_per_step, cost.plain_s,
+                                   cost.verify_s, cost.draft_s)
+print(f"plain step {cost.plain_s * 1e3:.2f} ms, verify step "
+      f"{cost.verify_s * 1e3:.2f} ms, draft {cost.draft_s * 1e3:.2f} ms")
+print(f"estimated speed-up {est:.2f}×; measured wall clock "
+      f"{spec.plain_s / spec.spec_s:.2f}×")
+assert est <= spec.tokens_per_step * cost.plain_s / cost.verify_s
+
+# %% [markdown]
+# On a CPU, a toy model's step is mostly Python overhead, and the draft — one
+# whole transformer block — costs about as much as a main step of two
+# layers, so the toy gains little or even loses. In DeepSeek-V3 the draft is
+# 1 block against 61 and the verify step is memory-bound (reading 37 B
+# active parameters costs the same for 1 token or 2), so the cost ratio is
+# close to 1 and the speed-up close to $1+p$.
+
+# %%
+ceiling = speculative.expected_tokens_per_step([0.85]), \
+    speculative.expected_tokens_per_step([0.90])
+print(f"DeepSeek-V3: p = 85–90 % → ceiling {ceiling[0]:.2f}–{ceiling[1]:.2f} "
+      "tokens per step; reported 1.8× tokens per second")
+overhead = ceiling[0] / 1.8 - 1
+print(f"1.8× means a speculative step costs {overhead:.0%} more than a plain "
+      "one (at p = 85 %)")
+checks.check_close("ceiling at p = 0.85", ceiling[0], 1.85)
+
+# %% [markdown]
+# > **Check the claim.** The essay calls MTP "mostly a training improvement".
+# > The report uses it **both** ways: as a denser training objective (§4.2,
+# > Table 4) and, optionally, as a draft for speculative decoding (§5.4.3:
+# > 85–90 % acceptance, 1.8× tokens per second). Above you saw both: a training
+# > effect that is small on our toy, and a draft that the main model accepts
+# > most of the time with output identical to plain decoding.
+
+# %% [markdown]
+# ## 6. Try it yourself
+#
+# Each λ and depth trains a model once (a few seconds, then cached); the
+# draft temperature only changes decoding. The main model stays greedy, so the
+# text never changes — only how often the draft is right.
+#
+# * What happens to acceptance at λ = 0? (The MTP loss is off: the module is
+#   never trained.)
+# * Does a second depth add tokens per step? Compare its acceptance with depth 1.
+# * How fast does acceptance fall as the draft is sampled hotter?
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from course.widgets.mtp import mtp_speculation
+
+live = mtp_speculation()
+before = live.result["spec"].acceptance[0]
+live.controls["draft_temperature"].value = 1.0
+assert live.result["spec"].acceptance[0] != before
+live
+
+# %% [markdown]
+# ## Exercises
+#
+# **1.** Tokens per main-model step when depth $k$'s draft passes with
+# probability $p_k$ (given the earlier ones passed): $1 + p_1 + p_1p_2 + \dots$
+# `ps` is a list of floats.
+
+# %%
+def tokens_per_step(ps):
+    raise NotImplementedError  # your code here
+
+
+tokens_per_step = checks.check_exercise(
+    "tokens_per_step", tokens_per_step, speculative.expected_tokens_per_step,
+    cases=[([0.85],), ([0.8, 0.5],), ([],)],
+    hint="Keep a running product of the p's and add it up, starting from 1.")
+
+# %% [markdown]
+# **2.** A greedy draft is accepted when it equals the main model's argmax.
+# `main_logits` and `draft_logits` are (N, V); return the fraction of rows
+# where the two argmaxes agree.
+
+# %%
+def greedy_acceptance(main_logits, draft_logits):
+    raise NotImplementedError  # your code here
+
+
+g = torch.Generator().manual_seed(0)
+a, b = torch.randn(50, 7, generator=g), torch.randn(50, 7, generator=g)
+greedy_acceptance = checks.check_exercise(
+    "greedy_acceptance", greedy_acceptance,
+    lambda m, d: (m.argmax(-1) == d.argmax(-1)).float().mean().item(),
+    cases=[(a, b), (a, a + 0.01 * b)],
+    hint="Compare argmax(-1) of both and take the mean of the matches.")
+
+# %% [markdown]
+# **3.** With p = 0.9 and a verify step plus draft costing 5 % more than a
+# plain step, what speed-up do you expect? Replace `...` with a number.
+
+# %%
+answer = ...
+checks.check_answer("speed-up at p = 0.9, 5 % overhead", answer,
+                    speculative.speedup_estimate(1.9, 1.0, 1.0, 0.05),
+                    hint="(1 + p) / 1.05", rtol=0.01)
+
+# %% [markdown]
+# ## Summary
+#
+# * An MTP module predicts the token after next from the main hidden state
+#   and the next token's embedding, sharing the embedding and output head.
+# * As a training objective it made little difference on the toy corpus;
+#   DeepSeek reports gains at scale.
+# * As a draft it is accepted most of the time; greedy output is unchanged,
+#   and a step yields up to $1+p$ tokens — the speed-up's ceiling, reached
+#   only when checking two tokens costs what decoding one does.
+#
+# **Next:** [13 · The bill, and what it means](13_the_bill.ipynb).
