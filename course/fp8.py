@@ -1,17 +1,19 @@
 """FP8 as DeepSeek-V3 trains with it (report §3.3): the formats, fine-grained scaling, and
 an FP8 linear layer whose three GEMMs (Fprop, Dgrad, Wgrad) run on FP8 operands.
 
-* Rounding is torch's own `float8_e4m3fn` / `float8_e5m2` casts (round to nearest even);
-  nothing here re-implements the formats.
+* Rounding is torch's own `float8_e4m3fn` / `float8_e5m2` cast (round to nearest even);
+  decoding reads a table of torch's decoding of all 256 codes (faster on a CPU).
 * `quantize(x, fmt, block)` scales by amax / format max, online, like `act_quant` in
   DeepSeek-V3's `inference/kernel.py`: one scale per tensor (`block=None`), per 1×128 tile
   (activations) or per 128×128 block (weights). Shapes that do not divide the block are
   zero-padded: the last tile or block is simply smaller.
-* `FP8Linear` does quantize → FP8 products accumulated per 128-wide group of the
-  reduction dimension → scales applied when the group's partial sum is promoted to FP32.
-  That is the structure of the report's GEMM (Fig. 7). On a CPU the products are computed
-  in FP32, where the product of two FP8 numbers is exact, so only the accumulation inside
-  a 128-group differs from the hardware (see `course.fp8_accum` for that part).
+* `FP8Linear` quantizes the operands of its three GEMMs and multiplies the FP8 numbers
+  with their scales. The report's GEMM sums each 128-wide group of products and applies
+  the group's scales when it promotes the sum to FP32 (Fig. 7); `course.fp8_accum.
+  scaled_gemm` does exactly that, while `fp8_matmul` (used by FP8Linear) dequantizes first
+  and does one FP32 matmul: the same sum up to FP32 rounding order. A product of two FP8
+  numbers is exact in FP32, so what a CPU does not reproduce is only the narrow
+  accumulator inside a group, which `course.fp8_accum` emulates.
 
 Left out: the E5M6 format for cached attention outputs, power-of-two scales, FP8 caching
 of SwiGLU inputs and FP8 communication (report §3.3.3).
@@ -219,34 +221,12 @@ def activations_with_outlier(tokens: int = 256, channels: int = 512, outlier: fl
 # ----------------------------------------------------------------------------- FP8 linear
 
 
-def _row_scales(scale: torch.Tensor, rows_per_scale: int, n_rows: int) -> torch.Tensor:
-    return scale.repeat_interleave(rows_per_scale, 0)[:n_rows]  # (n_rows, G)
-
-
-def scaled_gemm(qa, sa, qb, sb, a_block=TILE, b_block=TILE) -> torch.Tensor:
-    """A @ Bᵀ from FP8 operands: qa (M, K), qb (N, K), both scaled per 128-wide group of K.
-
-    Products of each K-group are summed in FP32, then multiplied by that group's scales
-    (the report's promotion to CUDA cores, Fig. 7b) and added up. Returns (M, N) float32.
-    """
-    M, K = qa.shape
-    N, G, gk = qb.shape[0], -(-K // a_block[1]), a_block[1]
-    if a_block[1] != b_block[1] or sa.shape[1] != G or sb.shape[1] != G:
-        raise ValueError("Both operands must be scaled in the same groups of the K dimension.")
-    pad = G * gk - K
-    a = torch.nn.functional.pad(qa.float(), (0, pad)).view(M, G, gk)
-    b = torch.nn.functional.pad(qb.float(), (0, pad)).view(N, G, gk)
-    partial = torch.einsum("mgk,ngk->gmn", a, b)  # (G, M, N), one FP32 sum per group
-    ra = _row_scales(sa, a_block[0], M).t()[:, :, None]  # (G, M, 1)
-    rb = _row_scales(sb, b_block[0], N).t()[:, None, :]  # (G, 1, N)
-    return (partial * ra * rb).sum(0)
-
-
 def fp8_matmul(qa, sa, qb, sb, a_block=TILE, b_block=TILE) -> torch.Tensor:
     """A @ Bᵀ from FP8 operands qa (M, K), qb (N, K): dequantize both, one FP32 matmul.
 
-    Equal to `scaled_gemm` up to FP32 rounding order (every scale is constant over a
-    128-group of K, so it can be applied before or after the group's sum); faster on a CPU.
+    Equal to `course.fp8_accum.scaled_gemm`, which applies the scales per K-group as the
+    hardware does, up to FP32 rounding order: every scale is constant over a 128-group of
+    K, so it can be applied before or after the group's sum. Faster on a CPU.
     """
     return dequantize(qa, sa, a_block) @ dequantize(qb, sb, b_block).t()
 

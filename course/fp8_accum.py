@@ -40,6 +40,29 @@ def truncate(x: torch.Tensor, exponent: torch.Tensor, mant_bits: int) -> torch.T
     return torch.trunc(x / step) * step
 
 
+def _row_scales(scale: torch.Tensor, rows_per_scale: int, n_rows: int) -> torch.Tensor:
+    return scale.repeat_interleave(rows_per_scale, 0)[:n_rows]  # (n_rows, G)
+
+
+def scaled_gemm(qa, sa, qb, sb, a_block=fp8.TILE, b_block=fp8.TILE) -> torch.Tensor:
+    """A @ Bᵀ from FP8 operands: qa (M, K), qb (N, K), both scaled per 128-wide group of K.
+
+    Products of each K-group are summed in FP32, then multiplied by that group's scales
+    (the report's promotion to CUDA cores, Fig. 7b) and added up. Returns (M, N) float32.
+    """
+    M, K = qa.shape
+    N, G, gk = qb.shape[0], -(-K // a_block[1]), a_block[1]
+    if a_block[1] != b_block[1] or sa.shape[1] != G or sb.shape[1] != G:
+        raise ValueError("Both operands must be scaled in the same groups of the K dimension.")
+    pad = G * gk - K
+    a = torch.nn.functional.pad(qa.float(), (0, pad)).view(M, G, gk)
+    b = torch.nn.functional.pad(qb.float(), (0, pad)).view(N, G, gk)
+    partial = torch.einsum("mgk,ngk->gmn", a, b)  # (G, M, N), one FP32 sum per group
+    ra = _row_scales(sa, a_block[0], M).t()[:, :, None]  # (G, M, 1)
+    rb = _row_scales(sb, b_block[0], N).t()[:, None, :]  # (G, 1, N)
+    return (partial * ra * rb).sum(0)
+
+
 def limited_accumulate(products: torch.Tensor, mant_bits: int = 14, n_c: int | None = None,
                        group: int = 32) -> torch.Tensor:
     """Sum each row of `products` (n, K) as the emulated tensor core would; returns (n,)

@@ -133,12 +133,12 @@ def test_scaled_gemm_promotion_equals_dequantized_matmul():
     qa, sa = quantize(a, "e4m3", TILE)
     qw, sw = quantize(w, "e4m3", BLOCK)
     exact = dequantize(qa, sa, TILE).double() @ dequantize(qw, sw, BLOCK).double().t()
-    grouped = fp8.scaled_gemm(qa, sa, qw, sw, TILE, BLOCK)
+    grouped = fp8_accum.scaled_gemm(qa, sa, qw, sw, TILE, BLOCK)
     fast = fp8.fp8_matmul(qa, sa, qw, sw, TILE, BLOCK)
     assert torch.allclose(grouped.double(), exact, rtol=1e-5, atol=1e-4)
     assert torch.allclose(fast.double(), exact, rtol=1e-5, atol=1e-4)
     with pytest.raises(ValueError):
-        fp8.scaled_gemm(qa, sa, qw, sw[:, :1], TILE, BLOCK)
+        fp8_accum.scaled_gemm(qa, sa, qw, sw[:, :1], TILE, BLOCK)
 
 
 def test_fp8_linear_three_gemms_match_independent_computation():
