@@ -307,7 +307,8 @@ def time_layer(size: str | None = None, repeats: int = 3, seed: int = 0) -> Laye
     """Time DeepSeek-V3's router and one MoE layer forward over a batch of tokens.
 
     Sizes from the "moe_layer" preset: realistic is V3 (width 7168, 256 experts, 8 active,
-    8 groups keeping 4, expert width 2048, 1 shared expert) in BF16 on CUDA.
+    8 groups keeping 4, expert width 2048, 1 shared expert) in BF16 on CUDA; without a
+    GPU the toy sizes run on the CPU.
     """
     from types import SimpleNamespace
 
@@ -315,8 +316,11 @@ def time_layer(size: str | None = None, repeats: int = 3, seed: int = 0) -> Laye
     from course.configs import load_config
     from course.presets import preset
 
+    size = size or dev.size()
+    where = dev.device() if size == "realistic" else torch.device("cpu")
+    if where.type != "cuda":
+        size = "toy"  # the full layer is 11.3 B parameters: GPU only
     p = preset("moe_layer", size)
-    where = dev.device() if (size or dev.size()) == "realistic" else torch.device("cpu")
     dtype = torch.bfloat16 if where.type == "cuda" else torch.float32
     cfg = SimpleNamespace(d_model=p["d_model"], n_routed_experts=p["n_experts"],
                           experts_per_token=p["top_k"], moe_inter_dim=p["moe_inter_dim"],

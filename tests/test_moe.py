@@ -201,3 +201,10 @@ def test_word_router_floor():
     assert moe.word_router_floor([1, 1, 1, 1], 4, 1) == 0.0
     assert moe.word_router_floor([2, 1, 1], 16, 1) == pytest.approx(16 * 0.5 - 1)
     assert moe.word_router_floor([2, 1, 1], 4, 2) == 0.0
+
+
+def test_time_layer_falls_back_to_toy_without_a_gpu():
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: the realistic layer would really run")
+    t = moe.time_layer("realistic", repeats=1)
+    assert t.device == "cpu" and t.tokens == preset("moe_layer", "toy")["tokens"]

@@ -1,0 +1,260 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 08 · MoE routing collapse
+#
+# > **You will** train a tiny mixture-of-experts model with no balancing at all,
+# > watch a few experts take most of the tokens (the rich get richer), and see
+# > what that does to the GPUs that host the experts.
+# > **Before this:** [01 · The transformer block](01_transformer_block.ipynb)
+# > (the MLP) and [04 · Parallelism](04_parallelism.ipynb) (expert parallelism).
+# > **Time:** 20 minutes.
+#
+# In a mixture-of-experts (MoE) layer the one big MLP is replaced by many small
+# ones, the **experts**, and a small linear **router** picks a few of them for
+# each token. DeepSeek-V3 has 256 routed experts per layer and uses 8 per token,
+# so each token pays for 8/256 of the layer's parameters.
+
+# %%
+import numpy as np
+import torch
+
+from course import checks, data, moe
+from course.configs import load_config
+from course.plots import moe as plots
+from course.presets import preset
+
+# %% [markdown]
+# ## 1. A router picks experts
+#
+# The router is one matrix W (experts × width). For a token x it scores every
+# expert, keeps the top k and weights their outputs. Two recipes:
+#
+# * **softmax** (GShard, Switch, Mixtral): probabilities over all experts; the
+#   chosen experts' probabilities are the gate weights.
+# * **sigmoid** (DeepSeek-V3): an independent score per expert; the chosen
+#   scores are normalised to sum to 1, then multiplied by a route scale (2.5).
+
+# %%
+g = torch.Generator().manual_seed(0)
+logits = torch.randn(4, 8, generator=g)  # 4 tokens, 8 experts
+w_soft, idx_soft, _ = moe.route(logits, k=2, score_func="softmax")
+w_sig, idx_sig, _ = moe.route(logits, k=2, score_func="sigmoid",
+                              route_scale=2.5)
+print("experts chosen:", idx_soft.tolist())
+print("softmax gate weights:", w_soft.round(decimals=3).tolist())
+print("sigmoid gate weights:", w_sig.round(decimals=3).tolist())
+assert torch.equal(idx_soft, idx_sig)  # same order: both are monotone
+assert torch.allclose(w_sig.sum(-1), torch.tensor(2.5))
+
+# %% [markdown]
+# Both recipes choose the same experts here (softmax and sigmoid rank logits the
+# same way); they differ in the weights. Nothing in the router asks it to spread
+# tokens evenly. That is the problem of this notebook.
+#
+# ## 2. Train an MoE model with no balancing
+#
+# `moe.train` trains the course's one model (the transformer of notebook 01)
+# with its second MLP replaced by an MoE layer, on the toy corpus. The toy
+# setting: **16 experts, top-1 softmax routing (Switch-style), no shared
+# expert**, 150 steps. Each row of `run.load` is one training batch: the share of
+# routed tokens each expert received.
+
+# %%
+run = moe.train("none")
+print(f"{len(run.loss)} steps in {run.seconds:.1f} s, held-out loss "
+      f"{run.val_loss:.3f}; load shape {run.load.shape}")
+assert np.allclose(run.load.sum(1), 1.0)
+plots.load_heatmap(run.load, "No balancing: share of tokens per expert").show()
+
+# %% [markdown]
+# Read the heat map left to right. At step 1 the load is uneven but spread.
+# Within about ten steps one expert's row turns dark: it takes most of the
+# tokens. Later the language-model loss pulls some tokens back to other
+# experts, but the winner keeps several times its fair share and a few
+# experts stay almost idle for the whole run.
+#
+# ## 3. Measure it: MaxVio
+#
+# The loss-free balancing paper (Wang et al. 2024) measures imbalance with
+# **MaxVio** = (max load − mean load) / mean load. 0 is perfect balance; with
+# E experts, all tokens on one expert gives E − 1.
+
+# %%
+checks.check_close("MaxVio of loads (3, 1, 1, 1)", moe.max_vio([3, 1, 1, 1]),
+                   (3 - 1.5) / 1.5)
+mv = run.max_vio  # one value per training batch
+tail = run.load[-20:].mean(0)  # load over the last 20 steps
+print(f"MaxVio: first 3 steps {mv[:3].mean():.2f}, steps 5-30 "
+      f"{mv[5:30].mean():.2f}, last 20 steps {mv[-20:].mean():.2f}, "
+      f"held-out set {run.val_max_vio:.2f}")
+print(f"busiest expert at the end: {tail.max():.0%} of tokens (fair: 1/16)")
+assert mv[5:30].mean() > 2 * mv[:3].mean()  # an early rush to one expert
+assert tail.max() > 3 / 16 and (tail < 0.25 / 16).sum() >= 2
+plots.lines({"no balancing": mv}, "MaxVio per batch", "MaxVio",
+            smooth=5).show()
+
+# %% [markdown]
+# Why the rush? An expert that gets tokens gets gradient, so it improves; the
+# router is trained to favour experts that lower the loss, so it sends that
+# expert more tokens, which improve it further. Starved experts get no
+# gradient and never catch up. Early in training, when every weight moves
+# fast, this loop runs away.
+#
+# ## 4. What drives collapse at this scale (honestly)
+#
+# Two things in this toy are *not* the rich-get-richer loop:
+#
+# * **Word frequencies.** The corpus has about 100 words and "." alone is
+#   13% of tokens. A router that looked only at the word would send every "."
+#   to the same expert: with top-1 over 16 experts that alone is a MaxVio of
+#   16 × 0.13 − 1 ≈ 1.
+# * **A common direction at initialisation.** Before training, the hidden
+#   states of different tokens share a large common component, so a random
+#   router already prefers some experts (MaxVio above 2 at step 1).
+#
+# The loop takes MaxVio well past both. The settings that make it easy to
+# see are **few experts, top-1, softmax, no shared expert**. DeepSeek-V3's
+# recipe (sigmoid scores, several experts per token, a shared expert) is
+# gentler at this scale, but not balanced:
+
+# %%
+counts = torch.bincount(data.split()[0])
+floor = moe.word_router_floor(counts, n_experts=16, k=1)
+v3_like = moe.train("none", top_k=2, score_func="sigmoid", n_shared=1)
+print(f"word-only router floor {floor:.2f}; Switch-style run "
+      f"{run.val_max_vio:.2f}; DeepSeek-style run {v3_like.val_max_vio:.2f}")
+assert run.val_max_vio > floor
+assert v3_like.val_max_vio < run.val_max_vio
+
+# %% [markdown]
+# The router's initial scale (or a temperature dividing its logits) matters
+# too: try it in section 7. At DeepSeek-V3's scale (256 experts, 14.8T tokens)
+# nobody can afford to find out: every large MoE run balances its experts
+# (notebook 09).
+#
+# ## 5. What collapse costs on GPUs
+#
+# With **expert parallelism** (EP) each GPU hosts a slice of the experts
+# (DeepSeek's code puts experts r·E/R … (r+1)·E/R − 1 on rank r). Every GPU
+# waits for the busiest one, so step time follows the maximum, not the mean.
+
+# %%
+recent = run.load[-10:].mean(0)  # load over the last 10 steps
+ep = moe.ep_ranks(recent, n_ranks=4)
+print(f"tokens per GPU (shares): {np.round(ep.tokens_per_rank, 3)}")
+print(f"busiest GPU does {ep.slowdown:.2f}x its fair share; "
+      f"average utilisation {ep.utilisation:.0%}")
+checks.check_close("utilisation = mean / max", ep.utilisation,
+                   ep.tokens_per_rank.mean() / ep.tokens_per_rank.max())
+plots.ep_bars(ep.tokens_per_rank, "Share of tokens each GPU must process").show()
+
+# %% [markdown]
+# A step takes as long as the busiest GPU, so the idle share of the cluster is
+# 1 − utilisation. On V3's 2048 GPUs that would be hundreds of GPUs paid for
+# and idle.
+#
+# ## 6. The real router, at full size
+#
+# DeepSeek-V3's router scores **256 experts** from a **7168**-wide token,
+# restricts each token to **4 of 8 expert groups** (the top-2 scores of each
+# group decide) and keeps **8 experts**. `moe.time_layer()` builds that router
+# and one MoE layer (with a shared expert) and times a forward pass over a big
+# batch. On a CPU it runs the toy preset; on a GPU the real widths in BF16.
+
+# %%
+v3 = load_config("deepseek-v3")
+assert (v3.n_routed_experts, v3.experts_per_token, v3.n_group, v3.topk_group,
+        v3.hidden_size) == (256, 8, 8, 4, 7168)
+timing = moe.time_layer()
+print(f"{timing.tokens} tokens on {timing.device} ({timing.dtype}): router "
+      f"{timing.router_seconds * 1e3:.1f} ms, whole layer "
+      f"{timing.layer_seconds * 1e3:.1f} ms, "
+      f"{timing.tokens_per_s:,.0f} tokens/s; MaxVio "
+      f"{moe.max_vio(timing.load):.2f}")
+assert timing.load.sum() == timing.tokens * preset("moe_layer")["top_k"]
+
+# %% [markdown]
+# With a random router and random tokens the load is nearly even: collapse is
+# something *training* does.
+#
+# ## 7. Try it yourself
+#
+# Each change trains a fresh model (a few seconds; runs are cached).
+#
+# * Raise **top-k** from 1 to 2. Is there still an early rush to one expert?
+# * Make the **router init std** large (0.5) or tiny (0.001). Which start is
+#   more unequal, and which ends more unequal?
+# * Switch to 8 experts, then 32. How does MaxVio compare with E − 1, its
+#   worst case?
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from course.widgets.moe import collapse_explorer
+
+live = collapse_explorer()
+live
+
+# %%
+before = live.result["run"]
+live.apply(steps=60)
+assert live.result["run"].load.shape[0] == 60 and live.result["run"] is not before
+
+# %% [markdown]
+# ## Exercises
+#
+# **1.** Write `max_vio(load)` for a 1-D array of tokens per expert.
+
+# %%
+def max_vio(load):
+    raise NotImplementedError  # your code here
+
+
+max_vio = checks.check_exercise(
+    "max_vio", max_vio, moe.max_vio,
+    cases=[(np.array([3.0, 1, 1, 1]),), (np.array([5.0, 5, 5, 5]),),
+           (run.load[-1],)],
+    hint="(max − mean) / mean.")
+
+# %% [markdown]
+# **2.** 16 experts on 4 GPUs (4 each), loads per expert below. What fraction
+# of the time is the average GPU busy? Replace `...` with a number.
+
+# %%
+load = np.array([40, 5, 5, 5, 10, 10, 10, 10, 10, 10, 10, 10, 5, 5, 5, 5])
+answer = ...
+checks.check_answer("EP utilisation", answer,
+                    moe.ep_ranks(load, 4).utilisation,
+                    hint="Sum each GPU's 4 experts; divide the mean by the max.")
+
+# %% [markdown]
+# **3.** All tokens of a batch go to one expert out of E = 16 (top-1). What is
+# MaxVio? Replace `...`.
+
+# %%
+answer = ...
+checks.check_answer("MaxVio of total collapse", answer,
+                    moe.max_vio(np.eye(16)[0]),
+                    hint="max = all tokens, mean = all tokens / 16.")
+
+# %% [markdown]
+# ## Summary
+#
+# * A router trained only for the loss rushes towards a few experts: the
+#   experts that get tokens improve and get more tokens. MaxVio measures it.
+# * At toy scale part of the imbalance is the data (a few very frequent words)
+#   and the router's start; top-1 softmax with few experts and no shared
+#   expert collapses most.
+# * With expert parallelism the busiest GPU sets the step time, so imbalance
+#   is idle hardware.
+#
+# **Next:** [09 · Balancing without an auxiliary loss](09_balancing.ipynb):
+# an auxiliary loss, and DeepSeek's bias that balances without one.
