@@ -85,9 +85,10 @@ fig = plots.gloo_fit(g["sizes"], measured, fitted)
 fig.show()
 
 # %% [markdown]
-# Processes on one CPU share memory bandwidth, so B here is a few GB/s at best and
-# α is tens of microseconds. The shape is the lesson: **small messages pay latency, big
-# ones pay bandwidth**. GPU collectives have the same shape with far better constants.
+# Processes on one CPU share memory bandwidth, so B here is a few GB/s at best and α is
+# tens to hundreds of microseconds (noisy when the machine is busy). The shape is the
+# lesson: **small messages pay latency, big ones pay bandwidth**. GPU collectives have
+# the same shape with far better constants.
 #
 # ## 3. Experts on other GPUs: dispatch and combine
 #
