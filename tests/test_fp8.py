@@ -304,3 +304,18 @@ def test_compare_scalings_and_curves():
     assert (c["promoted"] <= c["none"] * 1.001).all() and c["promoted"][-1] < c["none"][-1] / 5
     with pytest.raises(ValueError):
         fp8_accum.accumulation_curves(64)
+
+
+def test_widgets_update_in_place():
+    from course.widgets.fp8 import accumulation_widget, scaling_widget
+
+    live = scaling_widget()
+    before = list(live.fig.data[0].y)
+    live.apply(outlier=1e6)
+    assert live.error is None and list(live.fig.data[0].y) != before
+    assert live.result["per tensor"]["rel_error"] > live.result["1×128 tiles"]["rel_error"]
+    acc = accumulation_widget()
+    first = acc.result["none"][-1]
+    acc.apply(mant_bits=18, log2_k=13)
+    assert acc.result["ks"][-1] == 8192 and acc.result["none"][-1] < first
+    assert len(acc.fig.data[0].x) == len(acc.result["ks"])
