@@ -409,5 +409,5 @@ my_absorbed_scores = checks.exercise("11.absorbed_scores", my_absorbed_scores)
 #   outputs while attending in latent space; decode is memory-bound, and a
 #   smaller cache means more sequences per GPU.
 #
-# **Next:** [12 · Multi-token prediction](12_multi_token_prediction.ipynb) —
+# **Next:** [12 · Multi-token prediction](12_mtp.ipynb) —
 # writing more than one token per step.
