@@ -148,7 +148,7 @@ print(p, timing.where)
 print(f"forward {timing.forward_s * 1e3:.1f} ms, backward {timing.backward_s * 1e3:.1f} ms, "
       f"ratio {timing.ratio:.2f}; {timing.forward_tflops:.3f} TFLOP/s forward")
 plots.pass_time_bars(timing).show()
-assert 1.2 < timing.ratio < 4.0  # about 2, with noise from elementwise work and timing
+assert 1.0 < timing.ratio < 5.0  # about 2; loose because a busy machine adds timing noise
 
 # %%
 mlp = SwiGLU(64, 256)

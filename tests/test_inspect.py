@@ -86,3 +86,17 @@ def test_residual_norms_add_up(model):
     out = model(im.encode_prompt("the green forest has"))
     torch.testing.assert_close(r.stream[-1], out.hidden[0].norm(dim=-1))
     assert torch.all(r.attn >= 0) and torch.all(r.ffn > 0)
+
+
+def test_widgets_update_in_place_and_report_unknown_words():
+    from course.widgets.transformer import attention_explorer, knockout_explorer
+
+    ko = knockout_explorer()
+    assert ko.result[0][0] == "green"
+    ko.controls["attn_0"].value = True
+    assert ko.result[0][0] != "green" and list(ko.fig.data[0].y)[0] == ko.result[0][0]
+    live = attention_explorer()
+    live.apply(text="babe ruth played", layer=1, head=2)
+    assert len(live.fig.data[0].z) == 4 and live.error is None
+    live.apply(text="the purple dragon")
+    assert "never saw" in live.error and len(live.fig.data[0].z) == 4  # last good figure kept
