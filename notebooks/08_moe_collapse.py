@@ -119,7 +119,7 @@ plots.lines({"no balancing": mv}, "MaxVio per batch", "MaxVio",
 #   16 × 0.13 − 1 ≈ 1.
 # * **A common direction at initialisation.** Before training, the hidden
 #   states of different tokens share a large common component, so a random
-#   router already prefers some experts (MaxVio above 2 at step 1).
+#   router already prefers some experts (MaxVio around 2 in the first steps).
 #
 # The loop takes MaxVio well past both. The settings that make it easy to
 # see are **few experts, top-1, softmax, no shared expert**. DeepSeek-V3's

@@ -4,6 +4,7 @@ sliders update on release only."""
 
 from __future__ import annotations
 
+import ipywidgets as W
 import numpy as np
 
 from course import moe
@@ -48,17 +49,23 @@ def collapse_explorer() -> LiveFigure:
         router_std=log_slider("router init std", -3, 0, 0.02, step=0.1, slow=True),
         steps=slider("steps", 30, 300, p["steps"], step=30, slow=True),
         score_func=dropdown("scores", ["softmax", "sigmoid"], p["score_func"]),
-        ep_ranks=dropdown("GPUs (EP ranks)", [1, 2, 4], 4),
+        ep_ranks=dropdown("GPUs (EP ranks)", [1, 2, 4, 8], 4),
     )
     return LiveFigure(controls, collapse, _draw_collapse, plots.load_heatmap(np.zeros((1, 1))),
                       summary=_summary_collapse)
 
 
+#: Notebook 09's router: DeepSeek-V3's sigmoid scores, 2 of 16 experts.
+ROUTER = dict(score_func="sigmoid", top_k=2)
+ALPHAS = (0.0001, 0.001, 0.01, 0.03, 0.1, 0.3, 1.0)
+GAMMAS = (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1)
+
+
 def balancing(method: str, alpha: float, gamma: float, steps: int) -> dict:
     """One run with the chosen balancing, and the unbalanced run for comparison."""
-    kw = dict(alpha=float(alpha)) if method == "aux" else dict(gamma=float(gamma))
-    run = moe.train(method, steps=int(steps), **(kw if method != "none" else {}))
-    return dict(run=run, base=moe.train("none", steps=int(steps)), method=method)
+    kw = {"none": {}, "aux": dict(alpha=float(alpha)), "bias": dict(gamma=float(gamma))}
+    run = moe.train(method, steps=int(steps), **kw[method], **ROUTER)
+    return dict(run=run, base=moe.train("none", steps=int(steps), **ROUTER), method=method)
 
 
 def _draw_balancing(fig, result) -> None:
@@ -76,15 +83,21 @@ def _summary_balancing(result) -> str:
             f"{np.exp(run.val_loss):.2f})")
 
 
+def _choice_slider(description: str, options, value) -> W.SelectionSlider:
+    return W.SelectionSlider(description=description, options=list(options), value=value,
+                             continuous_update=False, style={"description_width": "initial"},
+                             layout=W.Layout(width="320px"))
+
+
 @register_bench("moe_balancing", notebook="09", sweep=lambda: [
-    dict(method="aux", alpha=0.1), dict(method="bias", gamma=0.003), dict(steps=90)])
+    dict(method="aux", alpha=0.1), dict(method="bias", gamma=0.01), dict(steps=90)])
 def balancing_explorer() -> LiveFigure:
     """Dropdown + alpha/gamma sliders -> MaxVio over training against no balancing."""
     p = preset("moe")
     controls = dict(
         method=dropdown("balancing", ["bias", "aux", "none"], "bias"),
-        alpha=log_slider("aux α", -4, 0, 0.01, step=0.5, slow=True),
-        gamma=log_slider("bias γ", -4, -1, 0.001, step=0.5, slow=True),
+        alpha=_choice_slider("aux α", ALPHAS, 0.1),
+        gamma=_choice_slider("bias γ", GAMMAS, 0.003),
         steps=slider("steps", 30, 300, p["steps"], step=30, slow=True),
     )
     fig = plots.lines({"none": [0.0], "bias": [0.0]}, "MaxVio per batch (5-step mean)",
