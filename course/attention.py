@@ -59,7 +59,8 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     """Rotate pairs (x_i, x_{i+dim/2}) of the last dim by position-dependent angles."""
     half = x.shape[-1] // 2
     rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
-    return x * cos + rotated * sin
+    # subtle: tables are FP32; cast so a BF16 model stays BF16 (mixed dtypes fail in matmul)
+    return x * cos.to(x.dtype) + rotated * sin.to(x.dtype)
 
 
 def causal_mask(T: int, offset: int = 0, device=None) -> torch.Tensor:

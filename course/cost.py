@@ -98,13 +98,14 @@ def time_passes(module: torch.nn.Module, x: torch.Tensor, flops: int, repeats: i
 
 
 def mlp_timing(d_model: int, d_ff: int, tokens: int, repeats: int = 5,
-               device: torch.device | None = None, seed: int = 0) -> PassTiming:
+               device: torch.device | None = None, seed: int = 0,
+               dtype: torch.dtype | None = None) -> PassTiming:
     """Forward and backward time of one SwiGLU MLP on `tokens` random tokens."""
     if min(d_model, d_ff, tokens) < 1:
         raise ValueError("d_model, d_ff and tokens must be positive.")
     device = device or dev.device()
     torch.manual_seed(seed)
-    dtype = _default_dtype(device)
+    dtype = dtype or _default_dtype(device)
     mlp = SwiGLU(d_model, d_ff).to(device, dtype)
     x = torch.randn(tokens, d_model, device=device, dtype=dtype, requires_grad=True)
     return time_passes(mlp, x, swiglu_flops(tokens, d_model, d_ff), repeats)
@@ -112,11 +113,11 @@ def mlp_timing(d_model: int, d_ff: int, tokens: int, repeats: int = 5,
 
 def block_timing(d_model: int, n_heads: int, d_ff: int, seq_len: int, batch: int,
                  repeats: int = 3, device: torch.device | None = None,
-                 seed: int = 0) -> PassTiming:
+                 seed: int = 0, dtype: torch.dtype | None = None) -> PassTiming:
     """Forward time of one MHA + SwiGLU block (course.attention.Block) on random input."""
     device = device or dev.device()
     torch.manual_seed(seed)
-    dtype = _default_dtype(device)
+    dtype = dtype or _default_dtype(device)
     block = Block(d_model, CausalSelfAttention(d_model, n_heads), SwiGLU(d_model, d_ff))
     block = block.to(device, dtype)
     forward = lambda x: block(x)[0]  # Block returns (x, attn_update, ffn_update)

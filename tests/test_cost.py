@@ -48,3 +48,13 @@ def test_realistic_presets_are_deepseek_v3_widths():
         v3.hidden_size, v3.num_heads, v3.intermediate_size)
     assert (mlp["d_model"], mlp["d_ff"]) == (v3.hidden_size, v3.intermediate_size)
     assert block["seq_len"] == 4096
+
+
+def test_bf16_path_used_on_cuda_runs_on_cpu():
+    # the realistic (CUDA) path computes in BF16; the same code must run in BF16 anywhere
+    cpu, bf16 = torch.device("cpu"), torch.bfloat16
+    t = cost.block_timing(32, 4, 48, 16, 1, repeats=1, device=cpu, dtype=bf16)
+    assert t.where == "cpu bfloat16"
+    m = cost.mlp_timing(32, 64, 16, repeats=1, device=cpu, dtype=bf16)
+    assert m.where == "cpu bfloat16" and m.backward_s > 0
+    assert cost._default_dtype(torch.device("cuda")) == bf16
