@@ -25,10 +25,15 @@ KINDS = ("colour", "fact", "capital")
 
 @lru_cache(maxsize=4)
 def trained_tiny_model(seed: int = 0, steps: int | None = None) -> TrainResult:
-    """Train the default tiny model once per process (MHA, dense SwiGLU, FP32) and cache it."""
-    p = preset("tiny_lm")
-    result = train_lm(tiny_config(), steps=steps or p["steps"], batch_size=p["batch"],
-                      lr=p["lr"], seed=seed)
+    """Train the default tiny model once per process (MHA, dense SwiGLU, FP32) and cache it.
+
+    Always at the toy preset, also on a GPU: this is the model small enough to look
+    inside (2 layers, 4 heads), and the notebook's statements about it must hold there.
+    """
+    p = preset("tiny_lm", "toy")
+    cfg = tiny_config(**{k: p[k] for k in ("d_model", "n_layers", "n_heads", "seq_len")})
+    result = train_lm(cfg, steps=steps or p["steps"], batch_size=p["batch"], lr=p["lr"],
+                      seed=seed)
     result.model.eval()
     return result
 

@@ -65,7 +65,8 @@ assert tok.decode(tok.encode("the green forest has green trees")) == "the green 
 # blocks, a final norm and an output layer. Here it has multi-head attention (MHA),
 # a dense SwiGLU MLP and FP32 weights; later notebooks flip switches to MLA, MoE, FP8
 # and multi-token prediction. Training takes a few seconds on a laptop CPU and is cached,
-# so the widgets below reuse the same model.
+# so the widgets below reuse the same model. (It stays this small on a GPU too: it is the
+# model we want to look inside.)
 
 # %%
 run = im.trained_tiny_model()

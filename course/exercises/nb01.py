@@ -46,7 +46,7 @@ def _weights_shape() -> tuple:
     # (layers, heads, T, T) with T = 4 tokens (".", babe, ruth, played).
     from course.presets import preset
 
-    p = preset("tiny_lm")
+    p = preset("tiny_lm", "toy")  # trained_tiny_model is always the toy model
     return (p["n_layers"], p["n_heads"], 4, 4)
 
 
