@@ -53,7 +53,8 @@ def route(logits: torch.Tensor, k: int, score_func: str = "sigmoid",
     scores = logits.float().softmax(-1) if score_func == "softmax" else logits.float().sigmoid()
     choice = scores if bias is None else scores + bias  # step 2: bias for selection only
     if n_groups > 1:
-        # steps 3-4: a group's score is the sum of its two best experts; keep the best groups
+        # steps 3-4: a group's score is the sum of its two best experts; keep the best groups.
+        # subtle: DeepSeek's code uses the group max when there is no bias (V2); V3 has one.
         grouped = choice.view(T, n_groups, E // n_groups)
         group_scores = grouped.topk(min(2, E // n_groups), dim=-1).values.sum(-1)
         keep = group_scores.topk(topk_groups, dim=-1).indices
@@ -154,7 +155,7 @@ def bias_update(bias: torch.Tensor, load: torch.Tensor, gamma: float) -> torch.T
     return bias + gamma * torch.sign(load.mean() - load)
 
 
-def max_vio(load) -> float:
+def max_vio(load) -> float | np.ndarray:
     """MaxVio (loss-free balancing paper, eq. 4): (max_i load_i - mean load) / mean load.
 
     load (E,) counts or shares; a (steps, E) array gives one value per row.
