@@ -15,11 +15,13 @@ PRESETS: dict[str, dict[str, dict]] = {
         "toy": dict(d_model=128, n_heads=4, d_ff=344, seq_len=256, batch=2),
         "realistic": dict(d_model=7168, n_heads=128, d_ff=18432, seq_len=4096, batch=1),
     },
-    # 01, 08-12, 14 · the course's one tiny language model (course.model).
+    # 01, 08-12, 14 · the course's one tiny language model (course.model). It is a
+    # laptop-scale teaching model and `course.train.train_lm` runs it on the CPU, so both
+    # presets are the same; each notebook's realistic-size computation has its own entry.
     "tiny_lm": {
         "toy": dict(d_model=64, n_layers=2, n_heads=4, seq_len=32, batch=32, steps=300, lr=3e-3),
-        "realistic": dict(d_model=512, n_layers=8, n_heads=8, seq_len=64, batch=64, steps=2000,
-                          lr=1e-3),
+        "realistic": dict(d_model=64, n_layers=2, n_heads=4, seq_len=32, batch=32, steps=300,
+                          lr=3e-3),
     },
     # 02 · forward vs backward of an MLP (DeepSeek-V3 dense MLP width on CUDA).
     "mlp": {
@@ -86,6 +88,23 @@ PRESETS: dict[str, dict[str, dict]] = {
         "realistic": dict(d_model=7168, n_heads=128, q_lora_rank=1536, kv_lora_rank=512,
                           qk_nope_head_dim=128, qk_rope_head_dim=64, v_head_dim=128,
                           contexts=(1024, 8192, 32768), batch=1, repeats=10, batches=(1, 2, 4)),
+    },
+    # 14 · the tiny DeepSeek (MLA + MoE with bias balancing + FP8 + MTP) and its ablation.
+    # Toy: FP8 is emulated on the CPU (~4x slower than FP32), so each of the 6 ablation
+    # runs is short: 120 steps of 8 x 32 tokens.
+    "tiny_deepseek": {
+        "toy": dict(d_model=64, n_layers=2, n_heads=4, seq_len=32, q_lora_rank=0,
+                    kv_lora_rank=16, qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=16,
+                    n_routed_experts=8, n_shared_experts=1, experts_per_token=2,
+                    moe_inter_dim=32, n_groups=4, topk_groups=2, bias_gamma=0.01,
+                    aux_alpha=0.01, mtp_depth=1, mtp_lambda=0.3,
+                    steps=120, batch=8, lr=6e-3, warmup=10, prompts=8, new_tokens=16),
+        "realistic": dict(d_model=256, n_layers=4, n_heads=8, seq_len=64, q_lora_rank=64,
+                          kv_lora_rank=64, qk_nope_head_dim=32, qk_rope_head_dim=16,
+                          v_head_dim=32, n_routed_experts=16, n_shared_experts=1,
+                          experts_per_token=4, moe_inter_dim=64, n_groups=4, topk_groups=2,
+                          bias_gamma=0.001, aux_alpha=0.01, mtp_depth=1, mtp_lambda=0.3,
+                          steps=600, batch=32, lr=3e-3, warmup=20, prompts=32, new_tokens=32),
     },
 }
 
