@@ -91,20 +91,21 @@ PRESETS: dict[str, dict[str, dict]] = {
     },
     # 14 · the tiny DeepSeek (MLA + MoE with bias balancing + FP8 + MTP) and its ablation.
     # Toy: FP8 is emulated on the CPU (~4x slower than FP32), so each of the 6 ablation
-    # runs is short: 120 steps of 8 x 32 tokens.
+    # runs is short: 100 steps of 8 x 32 tokens.
     "tiny_deepseek": {
         "toy": dict(d_model=64, n_layers=2, n_heads=4, seq_len=32, q_lora_rank=0,
                     kv_lora_rank=16, qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=16,
                     n_routed_experts=8, n_shared_experts=1, experts_per_token=2,
                     moe_inter_dim=32, n_groups=4, topk_groups=2, bias_gamma=0.01,
                     aux_alpha=0.01, mtp_depth=1, mtp_lambda=0.3,
-                    steps=120, batch=8, lr=6e-3, warmup=10, prompts=8, new_tokens=16),
-        "realistic": dict(d_model=256, n_layers=4, n_heads=8, seq_len=64, q_lora_rank=64,
-                          kv_lora_rank=64, qk_nope_head_dim=32, qk_rope_head_dim=16,
-                          v_head_dim=32, n_routed_experts=16, n_shared_experts=1,
-                          experts_per_token=4, moe_inter_dim=64, n_groups=4, topk_groups=2,
-                          bias_gamma=0.001, aux_alpha=0.01, mtp_depth=1, mtp_lambda=0.3,
-                          steps=600, batch=32, lr=3e-3, warmup=20, prompts=32, new_tokens=32),
+                    steps=100, batch=8, lr=6e-3, warmup=10, prompts=8, new_tokens=16),
+        # train_lm runs on the CPU under both presets (see "tiny_lm"): same sizes.
+        "realistic": dict(d_model=64, n_layers=2, n_heads=4, seq_len=32, q_lora_rank=0,
+                          kv_lora_rank=16, qk_nope_head_dim=16, qk_rope_head_dim=8,
+                          v_head_dim=16, n_routed_experts=8, n_shared_experts=1,
+                          experts_per_token=2, moe_inter_dim=32, n_groups=4, topk_groups=2,
+                          bias_gamma=0.01, aux_alpha=0.01, mtp_depth=1, mtp_lambda=0.3,
+                          steps=100, batch=8, lr=6e-3, warmup=10, prompts=8, new_tokens=16),
     },
 }
 

@@ -208,7 +208,7 @@ def train(variant: str = "full", size: str | None = None, seed: int = 0, on_step
     key = (json.dumps(cfg.to_dict(), sort_keys=True), size, seed)
     if cache and key in _RUNS:
         return _RUNS[key][0]
-    with _one_thread(size == "toy"):
+    with _one_thread(True):
         res = train_lm(cfg, steps=t["steps"], batch_size=t["batch"], lr=t["lr"], seed=seed,
                        warmup=t["warmup"], on_step=on_step)
     _RUNS[key] = (res, None)
@@ -223,7 +223,7 @@ def measure(variant: str = "full", size: str | None = None, seed: int = 0, on_st
     model, (_, t) = res.model, settings(size)
     prompt = torch.tensor([data.tokenizer().encode("the green forest has")])
     total, active = count_params(model)
-    with _one_thread(size == "toy"):
+    with _one_thread(True):
         row = Row(variant, *VARIANTS[variant], val_loss=res.val_loss,
                   kv_bytes_per_token=kv_bytes_per_token(model, prompt, 8),
                   kv_formula=kv_formula(model.cfg), total_params=total, active_params=active,

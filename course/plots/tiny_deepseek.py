@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import math
 
 import numpy as np
@@ -56,3 +57,30 @@ def ablation_bars(rows: list, title: str = "What each component buys (measured)"
     fig.update_xaxes(tickangle=-40, tickfont=dict(size=9))
     fig.update_annotations(font_size=12)
     return fig
+
+
+def _fmt(field: str, v) -> str:
+    from course.units import fmt_count
+
+    if isinstance(v, float) and math.isnan(v):
+        return "—"
+    if field.endswith("params"):
+        return fmt_count(v)
+    if field == "kv_bytes_per_token":
+        return f"{v:,.0f} B"
+    if field == "tokens_per_s":
+        return f"{v:,.0f}"
+    return f"{v:.3f}" if field == "val_loss" else f"{v:.2f}"
+
+
+def ablation_table(rows: list, panels=PANELS) -> str:
+    """The ablation as an HTML table; each row links to the notebook that explains it."""
+    head = "".join(f"<th>{html.escape(p[1])}</th>" for p in panels)
+    body = []
+    for r in rows:
+        link = f'<a href="{r.notebook}.ipynb">{html.escape(r.label)}</a>'
+        style = ' style="font-weight:600"' if r.variant == "full" else ""
+        cells = "".join(f"<td>{_fmt(f, getattr(r, f))}</td>" for f, _, _ in panels)
+        body.append(f"<tr{style}><td>{link}</td>{cells}</tr>")
+    return (f"<table><thead><tr><th>variant (links to its notebook)</th>{head}</tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table>")
