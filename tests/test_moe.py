@@ -208,3 +208,18 @@ def test_time_layer_falls_back_to_toy_without_a_gpu():
         pytest.skip("a GPU is present: the realistic layer would really run")
     t = moe.time_layer("realistic", repeats=1)
     assert t.device == "cpu" and t.tokens == preset("moe_layer", "toy")["tokens"]
+
+
+def test_moe_layer_in_bf16_like_the_gpu_path():
+    """time_layer's CUDA path builds the layer in BF16; the same code at small shapes."""
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.bfloat16)
+    try:
+        layer = moe.MoE(moe_cfg(score_func="sigmoid", n_groups=4, topk_groups=2,
+                                experts_per_token=4, n_shared_experts=1, route_scale=2.5))
+    finally:
+        torch.set_default_dtype(default)
+    y = layer(torch.randn(3, 7, 16, dtype=torch.bfloat16))
+    assert y.dtype == torch.bfloat16 and y.shape == (3, 7, 16)
+    assert layer.bias.dtype == torch.float32  # V3 keeps the routing bias in FP32
+    assert int(layer.last_load.sum()) == 21 * 4
