@@ -223,3 +223,8 @@ def test_moe_layer_in_bf16_like_the_gpu_path():
     assert y.dtype == torch.bfloat16 and y.shape == (3, 7, 16)
     assert layer.bias.dtype == torch.float32  # V3 keeps the routing bias in FP32
     assert int(layer.last_load.sum()) == 21 * 4
+
+
+def test_training_sizes_are_the_same_under_both_presets():
+    # train_lm is CPU-only, and notebooks 08-09 describe the toy's behaviour
+    assert preset("moe", "toy") == preset("moe", "realistic")
