@@ -81,9 +81,9 @@ assert abs(diff) < 0.1
 
 # %% [markdown]
 # On a 100-word corpus that a 2-layer model learns in a few hundred steps
-# there is little left for a denser signal to add: the difference is a few
-# hundredths of a nat either way, about the size of seed noise. That is what
-# the toy shows; DeepSeek's gains come from 540 B training tokens on hard text
+# there is little left for a denser signal to add: the two losses agree to
+# within a few hundredths of a nat, well inside seed noise. That is what the
+# toy shows; DeepSeek's gains come from 540 B training tokens on hard text
 # (code, maths) where planning ahead matters.
 
 # %% [markdown]
@@ -99,14 +99,27 @@ assert abs(diff) < 0.1
 
 # %%
 prompts = mtp.prompts(P["prompts"], P["prompt_len"])
-spec = mtp.speculate(with_mtp.model, prompts, P["new_tokens"])
+greedy = mtp.speculate(with_mtp.model, prompts, P["new_tokens"])
+print(tok.decode(greedy.outputs[0][0]))
+print(f"greedy: drafts accepted {greedy.acceptance[0]:.1%}, tokens per "
+      f"main-model step {greedy.tokens_per_step:.2f}")
+assert greedy.identical  # same text as plain greedy decoding, token for token
+
+# %% [markdown]
+# Greedy decoding of a toy model soon loops on one sentence, which flatters
+# the draft. Sampling at temperature 1 writes varied, corpus-like text. The
+# draft is then sampled too and accepted with probability
+# $\min(1, p_\text{main}(x)/q_\text{draft}(x))$ — a rule that keeps the text's
+# distribution exactly the main model's (speculative sampling).
+
+# %%
+spec = mtp.speculate(with_mtp.model, prompts, P["new_tokens"],
+                     temperature=1.0, draft_temperature=1.0, seed=0)
 print(tok.decode(spec.outputs[0][0]))
 p = spec.acceptance[0]
-print(f"drafts accepted: {p:.1%}; tokens per main-model step: "
-      f"{spec.tokens_per_step:.2f}")
-assert spec.identical  # same text as plain greedy decoding, token for token
-checks.check_close("tokens per step ≈ 1 + p", spec.tokens_per_step, 1 + p,
-                   atol=0.1)
+print(f"sampled: drafts accepted {p:.1%}, tokens per main-model step "
+      f"{spec.tokens_per_step:.2f} (ceiling 1 + p = {1 + p:.2f})")
+assert 1 + p - 0.2 < spec.tokens_per_step <= 1 + p
 
 # %% [markdown]
 # Tokens per step is a little under $1+p$: the prompt's prefill step yields
@@ -120,17 +133,20 @@ plots.acceptance_bars(spec.by_type, "Drafts accepted, by the kind of token "
 plots.acceptance_bars(spec.by_position, "Drafts accepted, by word position in "
                       "the sentence", "word position", overall=p).show()
 
-# %% [markdown]
-# Facts the first word already determines ("ruth" → "baseball", "egypt" →
-# "cairo") and repeated colours are easy. The **first word of a new sentence**
-# is the hard one: after "." anything can come, so the main model and the
-# draft often disagree. DeepSeek's 85–90 % is the same kind of average, over
-# real text.
-
 # %%
-first = spec.by_position.get(1, (float("nan"), 0))
-print(f"first word of a sentence: {first[0]:.0%} of {first[1]} drafts")
-assert first[0] < p
+rates = {k: v for k, v in spec.by_type.items() if v[1] >= 5}
+hard, easy = min(rates, key=lambda k: rates[k][0]), max(rates, key=lambda k: rates[k][0])
+print(f"hardest kind: {hard} ({rates[hard][0]:.0%} of {rates[hard][1]} drafts); "
+      f"easiest: {easy} ({rates[easy][0]:.0%} of {rates[easy][1]})")
+assert sum(n for _, n in spec.by_type.values()) == \
+    sum(n for _, n in spec.by_position.values())
+
+# %% [markdown]
+# Where the corpus leaves a real choice (which colour, which athlete, which
+# sentence comes next), the main model and the draft each roll their own
+# dice and disagree more often; where the earlier words fix the answer
+# ("ruth played" → "baseball"), both say the same thing. DeepSeek's 85–90 %
+# is the same kind of average, over real text.
 
 # %% [markdown]
 # ## 5. From acceptance to speed
@@ -153,11 +169,11 @@ print(f"estimated speed-up {est:.2f}×; measured wall clock "
 assert est <= spec.tokens_per_step * cost.plain_s / cost.verify_s
 
 # %% [markdown]
-# On a CPU, a toy model's step is mostly Python overhead, and the draft — one
-# whole transformer block — costs about as much as a main step of two
-# layers, so the toy gains little or even loses. In DeepSeek-V3 the draft is
-# 1 block against 61 and the verify step is memory-bound (reading 37 B
-# active parameters costs the same for 1 token or 2), so the cost ratio is
+# On a CPU a toy model's step is mostly Python overhead, so these times are
+# noisy (more so on a busy machine); rerun the cell to see the spread. In
+# DeepSeek-V3 the draft is 1 block against 61, and the verify step is
+# memory-bound (reading 37 B active parameters costs the same for 1 token or
+# 2), so the cost ratio is
 # close to 1 and the speed-up close to $1+p$.
 
 # %%
