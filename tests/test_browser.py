@@ -8,6 +8,7 @@ A screenshot is saved under artifacts/browser/ (git-ignored).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -79,22 +80,28 @@ def lab(tmp_path):
     env = dict(os.environ, JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "settings"),
                JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "workspaces"))
     port = _free_port()
-    log = open(tmp_path / "lab.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip", "127.0.0.1",
-         "--port", str(port), "--allow-root", f"--IdentityProvider.token={TOKEN}",
-         "--LabApp.expose_app_in_browser=True", f"--ServerApp.root_dir={root}"],
-        env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        _wait_ready(f"http://127.0.0.1:{port}/api/status?token={TOKEN}", proc)
+    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip", "127.0.0.1",
+           "--port", str(port), "--allow-root", f"--IdentityProvider.token={TOKEN}",
+           "--LabApp.expose_app_in_browser=True", f"--ServerApp.root_dir={root}"]
+    ready = lambda proc: _wait_ready(f"http://127.0.0.1:{port}/api/status?token={TOKEN}", proc)
+    with _server(cmd, ready, tmp_path / "lab.log", env):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
+
+
+@contextlib.contextmanager
+def _server(cmd: list[str], ready, log_path: Path, env=None):
+    """Run a server process until the block ends; its output goes to `log_path`."""
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+            ready(proc)
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 ALL_RAN = """() => {
@@ -174,20 +181,10 @@ def voila_app(tmp_path):
     _require_browser()
     shutil.copy(ROOT / "notebooks" / "00_welcome.ipynb", tmp_path / "00_welcome.ipynb")
     port = _free_port()
-    log = open(tmp_path / "voila.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "voila", str(tmp_path / "00_welcome.ipynb"), "--no-browser",
-         f"--port={port}", "--Voila.ip=127.0.0.1"], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        _wait_port(port, proc)
+    cmd = [sys.executable, "-m", "voila", str(tmp_path / "00_welcome.ipynb"), "--no-browser",
+           f"--port={port}", "--Voila.ip=127.0.0.1"]
+    with _server(cmd, lambda proc: _wait_port(port, proc), tmp_path / "voila.log"):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def test_voila_app_mode_slider_moves_plot(voila_app):
