@@ -75,6 +75,7 @@ steps = td.settings()[1]["steps"]
 bar = W.IntProgress(max=steps, description="training")
 display(bar)
 run = td.train("full", on_step=lambda step, loss: setattr(bar, "value", step + 1))
+bar.value = steps  # also when the run came from the cache
 print(f"validation loss {run.val_loss:.3f} nats (uniform guessing: "
       f"{math.log(cfg.vocab_size):.2f}) · {run.tokens_per_s:,.0f} tokens/s")
 assert run.val_loss < 0.5 * math.log(cfg.vocab_size)
@@ -125,14 +126,16 @@ names = list(td.VARIANTS)
 vbar = W.IntProgress(max=3, description="ablation 1/2")
 display(vbar)
 rows = td.ablation(variants=names[:3],
-                   on_variant=lambda i, name: setattr(vbar, "value", i + 1))
+                   on_variant=lambda i, name: setattr(vbar, "value", i))
+vbar.value = 3
 assert [r.variant for r in rows] == ["full", "mha", "dense"]
 
 # %%
 vbar = W.IntProgress(max=3, description="ablation 2/2")
 display(vbar)
 rows += td.ablation(variants=names[3:],
-                    on_variant=lambda i, name: setattr(vbar, "value", i + 1))
+                    on_variant=lambda i, name: setattr(vbar, "value", i))
+vbar.value = 3
 display(HTML(plots.ablation_table(rows)))
 by = {r.variant: r for r in rows}
 

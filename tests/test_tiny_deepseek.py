@@ -162,3 +162,17 @@ def test_continuation_highlights_drafts_and_refuses_unknown_words():
     assert 1 <= c.main_steps <= 6 <= c.main_steps + sum(c.accepted)
     with pytest.raises(ValueError, match="never saw"):
         td.continue_text(model, "babe ruth played cricket", 4)
+
+
+def test_generation_widget_updates_and_shows_errors():
+    from course.widgets.tiny_deepseek import ACCEPTED, generation, render
+
+    torch.manual_seed(0)
+    live = generation(TinyLM(td.full_config("toy")), "the cat says", 5)
+    assert live.error is None and live.result.prompt == ["the", "cat", "says"]
+    live.controls["new_tokens"].value = 9
+    assert len(live.result.plain) == 9
+    live.controls["text"].value = "the cat barks loudly"
+    assert "never saw" in live.error and len(live.result.plain) == 9  # last good kept
+    c = td.Continuation(["a"], ["b", "c"], ["b", "c"], [False, True], 1, 2)
+    assert render(c).count(ACCEPTED) == 2  # the accepted word and the legend
