@@ -268,14 +268,16 @@ def continue_text(model: TinyLM, text: str, new_tokens: int = 12) -> Continuatio
         raise ValueError("Ask for between 1 and 64 new words.")
     tok = data.tokenizer()
     idx = torch.tensor([tok.encode(text)])
-    plain = generate(model, idx, new_tokens)[0, idx.shape[1]:].tolist()
+    with _one_thread(True):
+        plain = generate(model, idx, new_tokens)[0, idx.shape[1]:].tolist()
     words = tok.words
     if not model.cfg.mtp_depth:
         spec, accepted, steps = plain, [False] * new_tokens, new_tokens
     else:
         from course.speculative import speculative_generate
 
-        run = speculative_generate(model, idx, new_tokens)
+        with _one_thread(True):
+            run = speculative_generate(model, idx, new_tokens)
         spec, steps = run.tokens[0, idx.shape[1]:].tolist(), run.main_steps
         hits = {d.position - idx.shape[1] for d in run.drafts if d.accepted}
         accepted = [i in hits for i in range(new_tokens)]
