@@ -205,7 +205,7 @@ def train(variant: str = "full", size: str | None = None, seed: int = 0, on_step
     size = size or current_size()
     cfg = variant_config(variant, full_config(size))
     _, t = settings(size)
-    key = (json.dumps(cfg.to_dict(), sort_keys=True), size, seed)
+    key = (json.dumps(cfg.to_dict(), sort_keys=True), json.dumps(t, sort_keys=True), seed)
     if cache and key in _RUNS:
         return _RUNS[key][0]
     with _one_thread(True):
