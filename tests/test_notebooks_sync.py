@@ -51,3 +51,14 @@ def test_links_to_notebooks_resolve(py: Path):
 
     for target in re.findall(r"\]\(([^)#\s]+\.ipynb)", py.read_text()):
         assert (NOTEBOOKS / target).exists(), f"{py.name} links to missing {target}"
+
+
+def test_readme_links_resolve():
+    import re
+
+    root = NOTEBOOKS.parent
+    text = (root / "README.md").read_text()
+    for target in re.findall(r"\]\(((?:notebooks|docs)/[^)#\s]+)\)", text):
+        assert (root / target).exists(), f"README links to missing {target}"
+    for py in SOURCES:  # the course map has one line per notebook
+        assert f"notebooks/{py.stem}.ipynb" in text, f"README's course map lacks {py.stem}"
