@@ -211,6 +211,10 @@ assert live.result["run"].load.shape[0] == 60 and live.result["run"] is not befo
 # %% [markdown]
 # ## Exercises
 #
+# Each exercise is checked by `course.checks`. Leave the stub as it is and the notebook
+# still runs (it uses the reference); write your answer and run the cell again.
+# Stuck? `print(checks.solution("08.max_vio"))` reveals a solution.
+#
 # **1.** Write `max_vio(load)` for a 1-D array of tokens per expert.
 
 # %%
@@ -218,11 +222,7 @@ def max_vio(load):
     raise NotImplementedError  # your code here
 
 
-max_vio = checks.check_exercise(
-    "max_vio", max_vio, moe.max_vio,
-    cases=[(np.array([3.0, 1, 1, 1]),), (np.array([5.0, 5, 5, 5]),),
-           (run.load[-1],)],
-    hint="(max − mean) / mean.")
+max_vio = checks.exercise("08.max_vio", max_vio)
 
 # %% [markdown]
 # **2.** 16 experts on 4 GPUs (4 each), loads per expert below. What fraction
@@ -231,9 +231,7 @@ max_vio = checks.check_exercise(
 # %%
 load = np.array([40, 5, 5, 5, 10, 10, 10, 10, 10, 10, 10, 10, 5, 5, 5, 5])
 answer = ...
-checks.check_answer("EP utilisation", answer,
-                    moe.ep_ranks(load, 4).utilisation,
-                    hint="Sum each GPU's 4 experts; divide the mean by the max.")
+checks.answer("08.ep_utilisation", answer)
 
 # %% [markdown]
 # **3.** All tokens of a batch go to one expert out of E = 16 (top-1). What is
@@ -241,9 +239,7 @@ checks.check_answer("EP utilisation", answer,
 
 # %%
 answer = ...
-checks.check_answer("MaxVio of total collapse", answer,
-                    moe.max_vio(np.eye(16)[0]),
-                    hint="max = all tokens, mean = all tokens / 16.")
+checks.answer("08.max_vio_collapse", answer)
 
 # %% [markdown]
 # ## Summary
