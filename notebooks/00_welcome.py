@@ -113,7 +113,7 @@ def my_loss(w, b, x, y):
     raise NotImplementedError
 
 
-my_loss = checks.exercise("00.mean_squared_error", my_loss)
+my_loss = checks.check_exercise("00.mean_squared_error", my_loss)
 
 # %% [markdown]
 # **Exercise 2.** At `w = 0, b = 0` the line is flat and below most points. Should
@@ -121,7 +121,7 @@ my_loss = checks.exercise("00.mean_squared_error", my_loss)
 
 # %%
 answer = None  # "up" or "down"
-checks.answer("00.which_way_b", answer)
+checks.check_answer("00.which_way_b", answer)
 
 # %% [markdown]
 # ## 5. Your progress

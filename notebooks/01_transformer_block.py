@@ -240,7 +240,7 @@ def my_mask(T):
     raise NotImplementedError
 
 
-my_mask = checks.exercise("01.causal_mask", my_mask)
+my_mask = checks.check_exercise("01.causal_mask", my_mask)
 
 # %% [markdown]
 # **Exercise 2.** Write one causal attention head: `q, k, v` of shape `(T, d)` give an
@@ -252,7 +252,7 @@ def my_head(q, k, v):
     raise NotImplementedError
 
 
-my_head = checks.exercise("01.one_head", my_head)
+my_head = checks.check_exercise("01.one_head", my_head)
 
 # %% [markdown]
 # **Exercise 3.** Predict the shape of `im.attention_maps(model, "babe ruth played").weights`
@@ -260,7 +260,7 @@ my_head = checks.exercise("01.one_head", my_head)
 
 # %%
 shape = None  # e.g. (1, 2, 3, 4)
-checks.answer("01.weights_shape", shape)
+checks.check_answer("01.weights_shape", shape)
 
 # %% [markdown]
 # ## Summary

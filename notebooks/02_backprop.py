@@ -218,7 +218,7 @@ def my_mul_backward(a, b, grad_out):
     raise NotImplementedError
 
 
-my_mul_backward = checks.exercise("02.mul_backward", my_mul_backward)
+my_mul_backward = checks.check_exercise("02.mul_backward", my_mul_backward)
 
 # %% [markdown]
 # **Exercise 2.** Check a gradient by finite differences: estimate `(dL/dw, dL/db)` of
@@ -231,7 +231,7 @@ def my_finite_difference(w, b):
     raise NotImplementedError
 
 
-my_finite_difference = checks.exercise("02.finite_difference", my_finite_difference)
+my_finite_difference = checks.check_exercise("02.finite_difference", my_finite_difference)
 _, gw, gb = optim.gradient_at(1.0, -2.0, pts)
 checks.check_close("finite differences agree with backprop",
                    my_finite_difference(1.0, -2.0), (gw, gb), rtol=1e-5)

@@ -280,7 +280,7 @@ def my_swiglu_params(d, inter):
     raise NotImplementedError
 
 
-my_swiglu_params = checks.exercise("03.swiglu_params", my_swiglu_params)
+my_swiglu_params = checks.check_exercise("03.swiglu_params", my_swiglu_params)
 
 # %% [markdown]
 # **Exercise 2.** GB (1e9 bytes) of weights, gradients and AdamW states for
@@ -292,7 +292,7 @@ def my_mixed_precision_gb(n_params):
     raise NotImplementedError
 
 
-my_mixed_precision_gb = checks.exercise("03.mixed_precision_gb",
+my_mixed_precision_gb = checks.check_exercise("03.mixed_precision_gb",
                                         my_mixed_precision_gb)
 
 # %% [markdown]
@@ -301,7 +301,7 @@ my_mixed_precision_gb = checks.exercise("03.mixed_precision_gb",
 
 # %%
 answer = None  # an int
-checks.answer("03.gpus_405b_inference", answer)
+checks.check_answer("03.gpus_405b_inference", answer)
 
 # %% [markdown]
 # ## Summary

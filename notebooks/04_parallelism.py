@@ -223,7 +223,7 @@ def my_all_reduce_bytes(n_bytes, world):
     raise NotImplementedError
 
 
-my_all_reduce_bytes = checks.exercise("04.ring_all_reduce_bytes",
+my_all_reduce_bytes = checks.check_exercise("04.ring_all_reduce_bytes",
                                       my_all_reduce_bytes)
 
 # %% [markdown]
@@ -237,7 +237,7 @@ def my_zero1_optimizer_bytes(n_params, dp):
     raise NotImplementedError
 
 
-my_zero1_optimizer_bytes = checks.exercise("04.zero1_optimizer_bytes",
+my_zero1_optimizer_bytes = checks.check_exercise("04.zero1_optimizer_bytes",
                                            my_zero1_optimizer_bytes)
 
 # %% [markdown]
@@ -246,7 +246,7 @@ my_zero1_optimizer_bytes = checks.exercise("04.zero1_optimizer_bytes",
 
 # %%
 answer = None  # an int
-checks.answer("04.expert_copies", answer)
+checks.check_answer("04.expert_copies", answer)
 
 # %% [markdown]
 # ## Summary

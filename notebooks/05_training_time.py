@@ -272,7 +272,7 @@ def days_on(gpu_hours, n_gpus):
     raise NotImplementedError  # your code here
 
 
-days_on = checks.exercise("05.days_on", days_on)
+days_on = checks.check_exercise("05.days_on", days_on)
 
 # %% [markdown]
 # **2.** Write `mfu(flops, gpu_hours, peak_tflops)`: the utilisation a run must have had.
@@ -282,7 +282,7 @@ def mfu(flops, gpu_hours, peak_tflops):
     raise NotImplementedError  # your code here
 
 
-mfu = checks.exercise("05.mfu", mfu)
+mfu = checks.check_exercise("05.mfu", mfu)
 
 # %% [markdown]
 # **3.** At DeepSeek-V3's MFU, how many days would its pre-training take on 16,384 H800s
@@ -290,7 +290,7 @@ mfu = checks.exercise("05.mfu", mfu)
 
 # %%
 answer = ...
-checks.answer("05.v3_on_16384_days", answer)
+checks.check_answer("05.v3_on_16384_days", answer)
 
 # %% [markdown]
 # ## Summary

@@ -247,7 +247,7 @@ def ring_all_reduce(n_bytes, p, alpha_s, gb_s):
     raise NotImplementedError  # your code here
 
 
-ring_all_reduce = checks.exercise("06.ring_all_reduce", ring_all_reduce)
+ring_all_reduce = checks.check_exercise("06.ring_all_reduce", ring_all_reduce)
 
 # %% [markdown]
 # **2.** Write `ib_bytes(remote_nodes, hidden)`: IB bytes per token per MoE layer when one
@@ -259,14 +259,14 @@ def ib_bytes(remote_nodes, hidden):
     raise NotImplementedError  # your code here
 
 
-ib_bytes = checks.exercise("06.ib_bytes", ib_bytes)
+ib_bytes = checks.check_exercise("06.ib_bytes", ib_bytes)
 
 # %% [markdown]
 # **3.** A DiLoCo run with H = 60 and 240 steps: how many times do the replicas talk?
 
 # %%
 answer = ...
-checks.answer("06.syncs_h60", answer)
+checks.check_answer("06.syncs_h60", answer)
 
 # %% [markdown]
 # ## Summary

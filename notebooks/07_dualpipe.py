@@ -376,7 +376,7 @@ def bubble_1f1b(pp, f, b):
     raise NotImplementedError  # your code here
 
 
-bubble_1f1b = checks.exercise("07.bubble_1f1b", bubble_1f1b)
+bubble_1f1b = checks.check_exercise("07.bubble_1f1b", bubble_1f1b)
 assert bubble_1f1b(4, 1.0, 2.0) == simulate("1f1b", 4, 12).bubble
 
 # %% [markdown]
@@ -387,7 +387,7 @@ assert bubble_1f1b(4, 1.0, 2.0) == simulate("1f1b", 4, 12).bubble
 
 # %%
 prediction = ...
-checks.answer("07.smallest_bubble_small_w", prediction)
+checks.check_answer("07.smallest_bubble_small_w", prediction)
 
 # %% [markdown]
 # **3.** At DeepSeek-V3's PP = 16, how many micro-batches of activations does
@@ -395,7 +395,7 @@ checks.answer("07.smallest_bubble_small_w", prediction)
 
 # %%
 answer = ...
-checks.answer("07.dualpipe_peak_activations", answer)
+checks.check_answer("07.dualpipe_peak_activations", answer)
 
 # %% [markdown]
 # ## Summary

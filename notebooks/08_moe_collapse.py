@@ -222,7 +222,7 @@ def max_vio(load):
     raise NotImplementedError  # your code here
 
 
-max_vio = checks.exercise("08.max_vio", max_vio)
+max_vio = checks.check_exercise("08.max_vio", max_vio)
 
 # %% [markdown]
 # **2.** 16 experts on 4 GPUs (4 each), loads per expert below. What fraction
@@ -231,7 +231,7 @@ max_vio = checks.exercise("08.max_vio", max_vio)
 # %%
 load = np.array([40, 5, 5, 5, 10, 10, 10, 10, 10, 10, 10, 10, 5, 5, 5, 5])
 answer = ...
-checks.answer("08.ep_utilisation", answer)
+checks.check_answer("08.ep_utilisation", answer)
 
 # %% [markdown]
 # **3.** All tokens of a batch go to one expert out of E = 16 (top-1). What is
@@ -239,7 +239,7 @@ checks.answer("08.ep_utilisation", answer)
 
 # %%
 answer = ...
-checks.answer("08.max_vio_collapse", answer)
+checks.check_answer("08.max_vio_collapse", answer)
 
 # %% [markdown]
 # ## Summary

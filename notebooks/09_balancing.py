@@ -201,7 +201,7 @@ def update_bias(bias, load, gamma):
     raise NotImplementedError  # your code here
 
 
-update_bias = checks.exercise("09.update_bias", update_bias)
+update_bias = checks.check_exercise("09.update_bias", update_bias)
 
 # %% [markdown]
 # **2.** Route with a bias: pick each token's top-k experts by score + bias,
@@ -213,7 +213,7 @@ def route_with_bias(logits, bias, k):
     raise NotImplementedError  # your code here
 
 
-route_with_bias = checks.exercise("09.route_with_bias", route_with_bias)
+route_with_bias = checks.check_exercise("09.route_with_bias", route_with_bias)
 
 # %% [markdown]
 # **3.** Loads (tokens per expert) for 4 experts are (30, 10, 10, 10). Which
@@ -222,7 +222,7 @@ route_with_bias = checks.exercise("09.route_with_bias", route_with_bias)
 
 # %%
 answer = ...
-checks.answer("09.bias_rises", answer)
+checks.check_answer("09.bias_rises", answer)
 
 # %% [markdown]
 # ## Summary

@@ -279,7 +279,7 @@ def my_quantize_by_hand(x):
     raise NotImplementedError
 
 
-my_quantize_by_hand = checks.exercise("10.quantize_by_hand", my_quantize_by_hand)
+my_quantize_by_hand = checks.check_exercise("10.quantize_by_hand", my_quantize_by_hand)
 
 # %% [markdown]
 # **Exercise 2.** Predict before you compute: 256 tokens × 512 channels of
@@ -289,7 +289,7 @@ my_quantize_by_hand = checks.exercise("10.quantize_by_hand", my_quantize_by_hand
 
 # %%
 answer = None  # one of the three names above
-checks.answer("10.best_scaling", answer)
+checks.check_answer("10.best_scaling", answer)
 
 # %% [markdown]
 # **Exercise 3.** DeepSeek-V3 has 671B parameters. How many TB (10¹² bytes)
@@ -297,7 +297,7 @@ checks.answer("10.best_scaling", answer)
 
 # %%
 answer = None  # a number, in TB
-checks.answer("10.training_tb", answer)
+checks.check_answer("10.training_tb", answer)
 
 # %% [markdown]
 # ## Summary

@@ -371,7 +371,7 @@ def my_gqa_bytes_per_token(layers, kv_heads, head_dim, dtype_bytes):
     raise NotImplementedError
 
 
-my_gqa_bytes_per_token = checks.exercise("11.gqa_bytes_per_token",
+my_gqa_bytes_per_token = checks.check_exercise("11.gqa_bytes_per_token",
                                          my_gqa_bytes_per_token)
 
 # %% [markdown]
@@ -380,7 +380,7 @@ my_gqa_bytes_per_token = checks.exercise("11.gqa_bytes_per_token",
 
 # %%
 answer = None  # a number, in KiB
-checks.answer("11.llama70b_kib_per_token", answer)
+checks.check_answer("11.llama70b_kib_per_token", answer)
 
 # %% [markdown]
 # **Exercise 3.** Why is absorption allowed? Write one head's scores against
@@ -394,7 +394,7 @@ def my_absorbed_scores(q_nope, w_uk, latent):
     raise NotImplementedError
 
 
-my_absorbed_scores = checks.exercise("11.absorbed_scores", my_absorbed_scores)
+my_absorbed_scores = checks.check_exercise("11.absorbed_scores", my_absorbed_scores)
 
 # %% [markdown]
 # ## Summary

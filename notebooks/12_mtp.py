@@ -233,7 +233,7 @@ def tokens_per_step(ps):
     raise NotImplementedError  # your code here
 
 
-tokens_per_step = checks.exercise("12.tokens_per_step", tokens_per_step)
+tokens_per_step = checks.check_exercise("12.tokens_per_step", tokens_per_step)
 
 # %% [markdown]
 # **2.** A greedy draft is accepted when it equals the main model's argmax.
@@ -245,7 +245,7 @@ def greedy_acceptance(main_logits, draft_logits):
     raise NotImplementedError  # your code here
 
 
-greedy_acceptance = checks.exercise("12.greedy_acceptance", greedy_acceptance)
+greedy_acceptance = checks.check_exercise("12.greedy_acceptance", greedy_acceptance)
 
 # %% [markdown]
 # **3.** With p = 0.9 and a verify step plus draft costing 5 % more than a
@@ -253,7 +253,7 @@ greedy_acceptance = checks.exercise("12.greedy_acceptance", greedy_acceptance)
 
 # %%
 answer = ...
-checks.answer("12.speedup_p90", answer)
+checks.check_answer("12.speedup_p90", answer)
 
 # %% [markdown]
 # ## Summary

@@ -167,7 +167,7 @@ def step_seconds(compute_s, comm_s, overlap):
     raise NotImplementedError  # your code here
 
 
-step_seconds = checks.exercise("13.step_seconds", step_seconds)
+step_seconds = checks.check_exercise("13.step_seconds", step_seconds)
 assert step_seconds(v3.compute_s, v3.comm_s, True) == v3.step_s(overlap=True)
 
 # %% [markdown]
@@ -179,7 +179,7 @@ def fits(memory, gpu_gb):
     raise NotImplementedError  # your code here
 
 
-fits = checks.exercise("13.fits", fits)
+fits = checks.check_exercise("13.fits", fits)
 assert fits(v3.memory, v3.gpu_bytes / 1e9) == v3.fits
 
 # %% [markdown]
@@ -187,7 +187,7 @@ assert fits(v3.memory, v3.gpu_bytes / 1e9) == v3.fits
 
 # %%
 answer = ...
-checks.answer("13.price_for_10m", answer)
+checks.check_answer("13.price_for_10m", answer)
 
 # %% [markdown]
 # ## Summary

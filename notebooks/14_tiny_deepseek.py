@@ -279,7 +279,7 @@ assert "never saw" in live.error
 
 # %%
 answer = None  # a number
-checks.answer("14.kv_ratio", answer)
+checks.check_answer("14.kv_ratio", answer)
 
 # %% [markdown]
 # **Exercise 2.** The dense FFN of row 3: the SwiGLU width with the same
@@ -291,7 +291,7 @@ def my_dense_width(moe_inter_dim, n_shared, top_k, n_routed):
     raise NotImplementedError
 
 
-my_dense_width = checks.exercise("14.dense_width", my_dense_width)
+my_dense_width = checks.check_exercise("14.dense_width", my_dense_width)
 
 # %% [markdown]
 # **Exercise 3.** Which share of DeepSeek-V3's parameters does one token use?
@@ -299,7 +299,7 @@ my_dense_width = checks.exercise("14.dense_width", my_dense_width)
 
 # %%
 share = None  # active / total, a number between 0 and 1
-checks.answer("14.v3_active_share", share)
+checks.check_answer("14.v3_active_share", share)
 
 # %% [markdown]
 # ## Summary

@@ -35,6 +35,17 @@ def test_solution_can_be_revealed(name):
     assert text and (ALL[name].reference is None or "def " in text or "lambda" in text)
 
 
+def test_notebook_calls_go_through_the_registry():
+    fn, val = sorted(n for n in ALL if ALL[n].is_function)[0], sorted(
+        n for n in ALL if not ALL[n].is_function)[0]
+    assert checks.check_exercise(fn, ALL[fn].reference) is ALL[fn].reference
+    assert checks.results[fn] == "passed"
+    assert checks.check_exercise(fn, ALL[fn].wrong) is ALL[fn].reference
+    assert checks.results[fn] == "failed"
+    assert checks.check_answer(val, ALL[val].expected()) is True
+    assert checks.check_answer(val, ALL[val].wrong) is False
+
+
 def test_every_exercise_names_its_notebook():
     for name, ex in ALL.items():
         assert name.startswith(ex.notebook + "."), name

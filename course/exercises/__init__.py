@@ -1,6 +1,7 @@
 """Every exercise of the course in one registry, so each can be checked the same way in
-a notebook (`checks.exercise(name, yours)`), revealed (`checks.solution(name)`) and tested
-(tests/test_exercises.py: the reference passes its own check, a wrong answer fails it).
+a notebook (`checks.check_exercise(name, yours)` / `checks.check_answer(name, value)`),
+revealed (`checks.solution(name)`) and tested (tests/test_exercises.py: the reference
+passes its own check, a wrong answer fails it).
 
 Two kinds:
 * a function to write: `reference` is the solution, `cases()` the inputs to compare on;
