@@ -121,7 +121,7 @@ my_loss = checks.check_exercise("00.mean_squared_error", my_loss)
 
 # %%
 answer = None  # "up" or "down"
-checks.check_answer("00.which_way_b", answer)
+passed = checks.check_answer("00.which_way_b", answer)
 
 # %% [markdown]
 # ## 5. Your progress

@@ -260,7 +260,7 @@ my_head = checks.check_exercise("01.one_head", my_head)
 
 # %%
 shape = None  # e.g. (1, 2, 3, 4)
-checks.check_answer("01.weights_shape", shape)
+passed = checks.check_answer("01.weights_shape", shape)
 
 # %% [markdown]
 # ## Summary

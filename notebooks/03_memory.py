@@ -301,7 +301,7 @@ my_mixed_precision_gb = checks.check_exercise("03.mixed_precision_gb",
 
 # %%
 answer = None  # an int
-checks.check_answer("03.gpus_405b_inference", answer)
+passed = checks.check_answer("03.gpus_405b_inference", answer)
 
 # %% [markdown]
 # ## Summary

@@ -246,7 +246,7 @@ my_zero1_optimizer_bytes = checks.check_exercise("04.zero1_optimizer_bytes",
 
 # %%
 answer = None  # an int
-checks.check_answer("04.expert_copies", answer)
+passed = checks.check_answer("04.expert_copies", answer)
 
 # %% [markdown]
 # ## Summary

@@ -290,7 +290,7 @@ mfu = checks.check_exercise("05.mfu", mfu)
 
 # %%
 answer = ...
-checks.check_answer("05.v3_on_16384_days", answer)
+passed = checks.check_answer("05.v3_on_16384_days", answer)
 
 # %% [markdown]
 # ## Summary

@@ -266,7 +266,7 @@ ib_bytes = checks.check_exercise("06.ib_bytes", ib_bytes)
 
 # %%
 answer = ...
-checks.check_answer("06.syncs_h60", answer)
+passed = checks.check_answer("06.syncs_h60", answer)
 
 # %% [markdown]
 # ## Summary

@@ -387,7 +387,7 @@ assert bubble_1f1b(4, 1.0, 2.0) == simulate("1f1b", 4, 12).bubble
 
 # %%
 prediction = ...
-checks.check_answer("07.smallest_bubble_small_w", prediction)
+passed = checks.check_answer("07.smallest_bubble_small_w", prediction)
 
 # %% [markdown]
 # **3.** At DeepSeek-V3's PP = 16, how many micro-batches of activations does
@@ -395,7 +395,7 @@ checks.check_answer("07.smallest_bubble_small_w", prediction)
 
 # %%
 answer = ...
-checks.check_answer("07.dualpipe_peak_activations", answer)
+passed = checks.check_answer("07.dualpipe_peak_activations", answer)
 
 # %% [markdown]
 # ## Summary

@@ -231,7 +231,7 @@ max_vio = checks.check_exercise("08.max_vio", max_vio)
 # %%
 load = np.array([40, 5, 5, 5, 10, 10, 10, 10, 10, 10, 10, 10, 5, 5, 5, 5])
 answer = ...
-checks.check_answer("08.ep_utilisation", answer)
+passed = checks.check_answer("08.ep_utilisation", answer)
 
 # %% [markdown]
 # **3.** All tokens of a batch go to one expert out of E = 16 (top-1). What is
@@ -239,7 +239,7 @@ checks.check_answer("08.ep_utilisation", answer)
 
 # %%
 answer = ...
-checks.check_answer("08.max_vio_collapse", answer)
+passed = checks.check_answer("08.max_vio_collapse", answer)
 
 # %% [markdown]
 # ## Summary

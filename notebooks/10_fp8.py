@@ -289,7 +289,7 @@ my_quantize_by_hand = checks.check_exercise("10.quantize_by_hand", my_quantize_b
 
 # %%
 answer = None  # one of the three names above
-checks.check_answer("10.best_scaling", answer)
+passed = checks.check_answer("10.best_scaling", answer)
 
 # %% [markdown]
 # **Exercise 3.** DeepSeek-V3 has 671B parameters. How many TB (10¹² bytes)
@@ -297,7 +297,7 @@ checks.check_answer("10.best_scaling", answer)
 
 # %%
 answer = None  # a number, in TB
-checks.check_answer("10.training_tb", answer)
+passed = checks.check_answer("10.training_tb", answer)
 
 # %% [markdown]
 # ## Summary

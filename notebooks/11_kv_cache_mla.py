@@ -380,7 +380,7 @@ my_gqa_bytes_per_token = checks.check_exercise("11.gqa_bytes_per_token",
 
 # %%
 answer = None  # a number, in KiB
-checks.check_answer("11.llama70b_kib_per_token", answer)
+passed = checks.check_answer("11.llama70b_kib_per_token", answer)
 
 # %% [markdown]
 # **Exercise 3.** Why is absorption allowed? Write one head's scores against

@@ -253,7 +253,7 @@ greedy_acceptance = checks.check_exercise("12.greedy_acceptance", greedy_accepta
 
 # %%
 answer = ...
-checks.check_answer("12.speedup_p90", answer)
+passed = checks.check_answer("12.speedup_p90", answer)
 
 # %% [markdown]
 # ## Summary

@@ -187,7 +187,7 @@ assert fits(v3.memory, v3.gpu_bytes / 1e9) == v3.fits
 
 # %%
 answer = ...
-checks.check_answer("13.price_for_10m", answer)
+passed = checks.check_answer("13.price_for_10m", answer)
 
 # %% [markdown]
 # ## Summary

@@ -279,7 +279,7 @@ assert "never saw" in live.error
 
 # %%
 answer = None  # a number
-checks.check_answer("14.kv_ratio", answer)
+passed = checks.check_answer("14.kv_ratio", answer)
 
 # %% [markdown]
 # **Exercise 2.** The dense FFN of row 3: the SwiGLU width with the same
@@ -299,7 +299,7 @@ my_dense_width = checks.check_exercise("14.dense_width", my_dense_width)
 
 # %%
 share = None  # active / total, a number between 0 and 1
-checks.check_answer("14.v3_active_share", share)
+passed = checks.check_answer("14.v3_active_share", share)
 
 # %% [markdown]
 # ## Summary
