@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from course.plots import COLORS, TEMPLATE, figure
+from course.units import fmt_count
 
 #: (Row field, panel title, lower is better?)
 PANELS = (
@@ -48,11 +49,11 @@ def ablation_bars(rows: list, title: str = "What each component buys (measured)"
     colors = [COLORS["accent"] if r.variant == "full" else COLORS["primary"] for r in rows]
     for i, (field, _, _) in enumerate(panels):
         values = [getattr(r, field) for r in rows]
-        text = ["—" if isinstance(v, float) and math.isnan(v) else f"{v:.3g}" for v in values]
+        text = ["—" if isinstance(v, float) and math.isnan(v) else _short(v) for v in values]
         fig.add_bar(x=labels, y=[0 if t == "—" else v for t, v in zip(text, values)],
                     text=text, textposition="outside", marker_color=colors, showlegend=False,
                     row=i // cols + 1, col=i % cols + 1, cliponaxis=False)
-    fig.update_layout(template=TEMPLATE, title=title, height=330 * nrows + 120, width=1100,
+    fig.update_layout(template=TEMPLATE, title=title, height=330 * nrows + 120, width=1000,
                       margin=dict(t=90, b=40))
     fig.update_xaxes(tickangle=-40, tickfont=dict(size=9))
     fig.update_annotations(font_size=12)
@@ -84,3 +85,8 @@ def ablation_table(rows: list, panels=PANELS) -> str:
         body.append(f"<tr{style}><td>{link}</td>{cells}</tr>")
     return (f"<table><thead><tr><th>variant (links to its notebook)</th>{head}</tr></thead>"
             f"<tbody>{''.join(body)}</tbody></table>")
+
+
+def _short(v: float) -> str:
+    """1,024 -> '1.0 K', 0.314 -> '0.314': bar labels a learner can read at a glance."""
+    return fmt_count(v) if abs(v) >= 1000 else f"{v:.3g}"
