@@ -43,6 +43,15 @@ def test_slider_moves_the_line():
     assert len(live.fig.data[2].y) == 3  # initial + two slider moves
 
 
+def test_late_views_get_the_current_figure():
+    live = turntable_widget()
+    live.apply(w=1.5, b=0.5)
+    # the state a view created from now on is built from, not only the update message
+    assert list(live.fig._widget_data[1]["y"]) == pytest.approx([1.5 * -2.2 + 0.5,
+                                                                 1.5 * 2.2 + 0.5])
+    assert live.fig._widget_layout["title"]["text"].startswith("w = 1.50")
+
+
 def test_button_descends():
     live = turntable_widget()
     start = live.result["loss"]

@@ -16,6 +16,7 @@ with `register_bench` so `python -m course.bench` times them.
 
 from __future__ import annotations
 
+import copy
 import html
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -65,11 +66,20 @@ class LiveFigure:
         if self.fig is not None:
             with self.fig.batch_update():
                 self.draw(self.fig, result)
+            self._keep_view_state_current()
         elif self.draw is not None:
             self.draw(None, result)
         if self.summarise is not None:
             self.summary.value = self.summarise(result)
         return result
+
+    def _keep_view_state_current(self) -> None:
+        # subtle: plotly sends in-place updates to open views as one-off messages, and
+        # refreshes the synced state a *new* view is built from only when the figure is
+        # displayed. A view created after a code-driven update (Voila renders only once the
+        # whole notebook has run) would show stale data, so keep that state current too.
+        self.fig._widget_data = copy.deepcopy(self.fig._data)
+        self.fig._widget_layout = copy.deepcopy(self.fig._layout_obj._props)
 
     def apply(self, **values) -> Any:
         """Set several controls at once and recompute once."""
