@@ -126,6 +126,19 @@ LINE_CHANGED = f"""(before) => {{
 }}"""
 
 
+def _nudge_first_slider(page, presses: int = 5) -> tuple[list, list]:
+    """Press ArrowRight on the first slider (knob w) and wait until the plotted line moves;
+    return the line's y values before and after."""
+    handle = page.locator(".widget-slider .noUi-handle").first
+    handle.scroll_into_view_if_needed()
+    before = page.evaluate(LINE_Y)
+    handle.focus()
+    for _ in range(presses):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function(LINE_CHANGED, arg=before, timeout=30_000)
+    return before, page.evaluate(LINE_Y)
+
+
 def test_notebook_00_slider_moves_plot_in_chromium(lab):
     from playwright.sync_api import sync_playwright
 
@@ -145,15 +158,8 @@ def test_notebook_00_slider_moves_plot_in_chromium(lab):
             page.evaluate("() => window.jupyterapp.commands.execute("
                           "'notebook:run-all-cells')")
             page.wait_for_function(ALL_RAN, timeout=120_000, polling=500)
-            handle = page.locator(".widget-slider .noUi-handle").first
-            handle.scroll_into_view_if_needed()
             page.wait_for_function(f"() => ({LINE_Y})() !== null", timeout=30_000)
-            before = page.evaluate(LINE_Y)
-            handle.focus()
-            for _ in range(5):
-                page.keyboard.press("ArrowRight")
-            page.wait_for_function(LINE_CHANGED, arg=before, timeout=30_000)
-            after = page.evaluate(LINE_Y)
+            before, after = _nudge_first_slider(page)
             page.screenshot(path=str(ARTIFACTS / "00_welcome.png"))
         finally:
             browser.close()
@@ -200,14 +206,7 @@ def test_voila_app_mode_slider_moves_plot(voila_app):
         try:
             page.goto(voila_app, wait_until="domcontentloaded", timeout=120_000)
             page.wait_for_function(f"() => ({LINE_Y})() !== null", timeout=120_000)
-            handle = page.locator(".widget-slider .noUi-handle").first
-            handle.scroll_into_view_if_needed()
-            before = page.evaluate(LINE_Y)
-            handle.focus()
-            for _ in range(5):
-                page.keyboard.press("ArrowRight")
-            page.wait_for_function(LINE_CHANGED, arg=before, timeout=30_000)
-            after = page.evaluate(LINE_Y)
+            before, after = _nudge_first_slider(page)
             assert page.locator(".jp-InputArea-editor").count() == 0  # app mode: no code
             page.screenshot(path=str(ARTIFACTS / "00_welcome_voila.png"))
         finally:
