@@ -58,3 +58,19 @@ def test_progress_table():
     assert rows == [("00", 1, 2), ("01", 0, 1)]
     progress.reset()
     assert progress.load() == {}
+
+
+WITH_ORACLE = sorted(n for n, ex in ALL.items() if ex.oracle is not None)
+
+
+@pytest.mark.parametrize("name", WITH_ORACLE)
+def test_reference_agrees_with_the_course(name):
+    """The written-out solution a learner can reveal computes what the course computes."""
+    ex = ALL[name]
+    for args in ex.cases():
+        assert checks.close(ex.reference(*args), ex.oracle(*args), ex.rtol, ex.atol), (
+            name, args)
+
+
+def test_oracles_cover_the_exercises_that_restate_the_course():
+    assert len(WITH_ORACLE) >= 12

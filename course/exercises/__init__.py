@@ -9,6 +9,9 @@ Two kinds:
   course, never typed in), compared with `rtol`.
 
 `wrong` is a plausible mistake (a function, or a value) the tests feed to the check.
+`oracle`, where the course has its own tested function for the same quantity, takes the
+reference's arguments; the tests check the written-out reference against it, so a
+solution shown to a learner can never drift from what the course computes.
 Exercises live in `course/exercises/nbNN.py`, one module per notebook.
 """
 
@@ -30,6 +33,7 @@ class Exercise:
     reference: Callable | None = None
     cases: Callable[[], list[tuple]] | None = None
     expected: Callable[[], Any] | None = None
+    oracle: Callable | None = None
     rtol: float = 1e-5
     atol: float = 1e-8
 

@@ -16,7 +16,7 @@ register(Exercise(
     name="01.causal_mask", notebook="01",
     prompt="Write the causal mask: a (T, T) boolean tensor, True where query t may see key s.",
     hint="Token t may look at itself and every earlier token: s <= t (torch.tril of ones).",
-    reference=mask, cases=lambda: [(1,), (4,), (7,)],
+    reference=mask, cases=lambda: [(1,), (4,), (7,)], oracle=causal_mask,
     wrong=lambda T: torch.ones(T, T, dtype=torch.bool).triu(),  # looks at the future
 ))
 

@@ -13,6 +13,7 @@ register(Exercise(
     prompt="Count the parameters of one SwiGLU FFN (an expert): width d, inner width inter.",
     hint="Three matrices without biases: gate and up (d x inter) and down (inter x d).",
     reference=swiglu_params, cases=lambda: [(4096, 14336), (7168, 2048), (64, 256)],
+    oracle=memory.ffn_params,
     wrong=lambda d, inter: 2 * d * inter,  # a GELU MLP has two matrices; SwiGLU has three
 ))
 

@@ -40,7 +40,7 @@ register(Exercise(
     name="05.mfu", notebook="05",
     prompt="The MFU a run must have had, from its FLOPs, GPU-hours and peak TFLOP/s per GPU.",
     hint="FLOPs / (GPU-hours x 3600 s) is FLOP/s per GPU; compare with peak x 1e12.",
-    reference=mfu, cases=_mfu_cases,
+    reference=mfu, cases=_mfu_cases, oracle=compute.implied_mfu,
     wrong=lambda flops, hours, peak: flops / hours / (peak * 1e12),  # forgot hours -> seconds
 ))
 

@@ -19,6 +19,7 @@ register(Exercise(
     prompt="The idle time per device of 1F1B with pp stages, forward time f, backward time b.",
     hint="The last micro-batch's forward and backward each cross PP-1 stages.",
     reference=bubble_1f1b,
+    oracle=lambda pp, f, b: simulate("1f1b", pp, 2 * pp, f=f, b=b).bubble,
     cases=lambda: [(4, 1.0, 2.0), (16, 1.0, 2.0), (7, 0.5, 1.3)],
     wrong=lambda pp, f, b: pp * (f + b),  # counts PP stages, not PP-1
 ))

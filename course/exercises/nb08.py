@@ -25,7 +25,7 @@ register(Exercise(
     name="08.max_vio", notebook="08",
     prompt="MaxVio of a 1-D array of tokens per expert.",
     hint="(max − mean) / mean.",
-    reference=max_vio, cases=_max_vio_cases,
+    reference=max_vio, cases=_max_vio_cases, oracle=moe.max_vio,
     wrong=lambda load: float(load.max() / load.mean()),  # forgot to subtract the mean
 ))
 

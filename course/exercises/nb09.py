@@ -16,7 +16,7 @@ register(Exercise(
     prompt="DeepSeek's bias update: the new bias (E,) from the bias, the tokens per expert "
            "and gamma.",
     hint="sign(mean − load): overloaded experts go down by γ.",
-    reference=update_bias,
+    reference=update_bias, oracle=moe.bias_update,
     cases=lambda: [(torch.zeros(4), torch.tensor([7.0, 1, 4, 4]), 0.001),
                    (torch.tensor([0.1, -0.2, 0.0]), torch.tensor([0.0, 3, 6]), 0.01),
                    (torch.zeros(8), torch.tensor([3, 3, 3, 3, 0, 9, 2, 1]), 0.5)],
@@ -55,6 +55,7 @@ register(Exercise(
            "unbiased sigmoid scores normalised over the chosen ones; return (weights, indices).",
     hint="torch.topk on sigmoid(logits) + bias, then gather sigmoid(logits).",
     reference=route_with_bias, cases=_route_cases, wrong=_biased_weights,
+    oracle=lambda logits, bias, k: moe.route(logits, k, "sigmoid", bias)[:2],
 ))
 
 

@@ -15,6 +15,10 @@ register(Exercise(
     prompt="KV cache bytes per token of a GQA model: layers, KV heads, head width, bytes.",
     hint="Each layer caches one key AND one value vector per KV head: 2 x kv_heads x head_dim.",
     reference=gqa_bytes_per_token,
+    oracle=lambda layers, kv, hd, b: kvcache.kv_bytes_per_token(dict(
+        model_type="llama", hidden_size=kv * hd * 8, num_hidden_layers=layers,
+        num_attention_heads=kv * 8, num_key_value_heads=kv, head_dim=hd,
+        intermediate_size=1, vocab_size=1), b),
     cases=lambda: [(80, 8, 128, 2), (32, 8, 128, 2), (61, 128, 128, 1)],
     wrong=lambda layers, kv_heads, head_dim, b: kv_heads * head_dim * layers * b,  # K only
 ))

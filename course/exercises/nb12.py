@@ -19,7 +19,7 @@ register(Exercise(
     prompt="Tokens per main-model step when depth k's draft passes with probability p_k "
            "(given the earlier ones passed): 1 + p_1 + p_1 p_2 + ...",
     hint="Keep a running product of the p's and add it up, starting from 1.",
-    reference=tokens_per_step,
+    reference=tokens_per_step, oracle=speculative.expected_tokens_per_step,
     cases=lambda: [([0.85],), ([0.8, 0.5],), ([],), ([0.9, 0.7, 0.6],)],
     wrong=lambda ps: 1 + sum(ps),  # forgot that a rejection stops the chain
 ))

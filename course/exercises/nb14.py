@@ -1,5 +1,7 @@
 """Exercises of notebook 14 · Build a tiny DeepSeek."""
 
+from types import SimpleNamespace
+
 from course import memory
 from course import tiny_deepseek as td
 from course.exercises import Exercise, register
@@ -31,6 +33,9 @@ register(Exercise(
     hint="One token runs through the shared experts and its top-k routed experts, each a "
          "SwiGLU of width moe_inter_dim; the other routed experts sit idle.",
     reference=dense_width,
+    oracle=lambda inter, shared, k, routed: td.dense_width(SimpleNamespace(
+        moe_inter_dim=inter, n_shared_experts=shared, experts_per_token=k,
+        n_routed_experts=routed)),
     cases=lambda: [(32, 1, 2, 8), (2048, 1, 8, 256), (64, 2, 6, 64)],
     wrong=lambda m, s, k, n: (s + n) * m,  # all experts: total, not active
 ))
