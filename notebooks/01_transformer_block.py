@@ -168,11 +168,13 @@ torch.testing.assert_close(norms.stream[-1], out.hidden[0].norm(dim=-1))
 # %% [markdown]
 # ## 7. Try it yourself
 #
-# Type a sentence from the corpus's world (unknown words get a message), pick a layer
-# and head, and tick boxes to zero parts of the model.
+# Type a sentence from the corpus's world, pick a layer and head, and tick boxes to
+# zero parts of the model. A word the corpus never uses gets a message instead of a
+# map: try "the purple dragon".
 #
 # - In "we walked to the red lake and saw", which head looks at "red"?
-# - Zero attention 0: what does the model now say after "the capital of peru is"?
+# - Tick "zero attention 0": what does the model now say after "the green forest has"?
+#   And after "the capital of peru is"?
 # - Find a prompt whose top guess survives every single knock-out.
 
 # %%
@@ -186,17 +188,6 @@ attn_live
 # NBVAL_IGNORE_OUTPUT
 ko_live = knockout_explorer()
 ko_live
-
-# %% [markdown]
-# The same widgets, driven from code (this is how the tests check them):
-
-# %%
-before = ko_live.result[0][0]
-ko_live.controls["attn_0"].value = True
-print(f"top guess after 'the green forest has': {before} -> {ko_live.result[0][0]}")
-assert ko_live.result[0][0] != before
-attn_live.apply(text="the purple dragon")
-assert attn_live.error and "never saw" in attn_live.error
 
 # %% [markdown]
 # ## 8. At realistic size

@@ -252,11 +252,6 @@ from course.widgets.compute import training_bill
 live = training_bill()
 live
 
-# %%
-before = live.result["estimate"].days
-live.controls["n_gpus"].value = 4096
-assert live.result["estimate"].days < before
-
 # %% [markdown]
 # ## Exercises
 #
