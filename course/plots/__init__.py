@@ -10,18 +10,22 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import plotly.io as pio
 
-#: One colour per role, used consistently across notebooks.
+#: One colour per role, used consistently across notebooks. The Okabe-Ito palette
+#: (Okabe & Ito, "Color Universal Design", 2008): its colours stay distinct for the common
+#: forms of colour blindness, so "good" (bluish green) and "bad" (vermillion) differ in
+#: lightness too. Figures still say everything in a legend, label or hover as well.
 COLORS = {
-    "primary": "#2b6cb0",
-    "secondary": "#dd6b20",
-    "good": "#2f855a",
-    "bad": "#c53030",
-    "neutral": "#718096",
-    "accent": "#6b46c1",
+    "primary": "#0072B2",    # blue
+    "secondary": "#E69F00",  # orange
+    "good": "#009E73",       # bluish green
+    "bad": "#D55E00",        # vermillion
+    "neutral": "#7F7F7F",    # grey
+    "accent": "#CC79A7",     # reddish purple
 }
-#: A qualitative sequence for categories (experts, devices, schedules...).
-SEQUENCE = ["#2b6cb0", "#dd6b20", "#2f855a", "#c53030", "#6b46c1", "#b7791f", "#319795",
-            "#d53f8c", "#4a5568", "#38a169"]
+#: A qualitative sequence for categories (experts, devices, schedules...): Okabe-Ito first,
+#: then darker variants for the rare figure with more than eight categories.
+SEQUENCE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",
+            "#000000", "#7F7F7F", "#8C510A"]
 
 pio.templates["course"] = go.layout.Template(
     layout=dict(

@@ -29,7 +29,7 @@ def graph_figure(nodes, edges, depths, title: str = "") -> go.Figure:
     text = [f"{n.label or n.op}<br>{n.data:.3g}<br>grad {n.grad:.3g}" for n in nodes]
     fig.add_scatter(x=[p[0] for p in xy], y=[p[1] for p in xy], mode="markers+text",
                     text=text, textposition="middle center", textfont=dict(size=10),
-                    marker=dict(size=58, color="#ebf4ff", line=dict(color=COLORS["primary"])))
+                    marker=dict(size=58, color="#E8F1F8", line=dict(color=COLORS["primary"])))
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return fig

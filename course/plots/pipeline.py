@@ -12,7 +12,7 @@ from course.plots import COLORS, SEQUENCE, figure
 KINDS = {
     "F": ("forward F", COLORS["primary"]),
     "B": ("backward B (full)", COLORS["secondary"]),
-    "Bi": ("backward, input part (B − W)", "#f6ad55"),
+    "Bi": ("backward, input part (B − W)", SEQUENCE[5]),  # sky blue
     "W": ("weight gradient W", COLORS["good"]),
     "F&B": ("overlapped F&B", COLORS["accent"]),
 }
