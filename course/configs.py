@@ -19,10 +19,14 @@ Glossary (the names follow DeepSeek's `ModelArgs` and the papers):
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+from course import validate
+from course.paths import assets_dir
+
+ASSETS = assets_dir()  # the repository's assets/, or the installed copy
 CONFIG_DIR = ASSETS / "configs"
 SHIPPED = ("deepseek-v3", "mixtral-8x7b", "llama-3-8b", "llama-3-70b", "llama-3.1-405b")
 
@@ -82,10 +86,32 @@ class ModelConfig:
         return self.num_layers - self.first_k_dense_replace if self.is_moe else 0
 
 
-def _require(raw: dict, key: str):
-    if key not in raw or raw[key] is None:
-        raise ValueError(f"config is missing the required key {key!r}")
-    return raw[key]
+_REQUIRED = object()
+
+
+def _int(raw: dict, key: str, minimum: int = 1, default=_REQUIRED) -> int:
+    """raw[key] as a whole number ≥ minimum; `default` when absent or null (if allowed)."""
+    value = raw.get(key)
+    if value is None:
+        if default is _REQUIRED:
+            raise ValueError(f"config is missing the required key {key!r}")
+        return default
+    try:
+        return validate.integer(key, value, minimum)
+    except ValueError:
+        raise ValueError(f"config key {key!r} must be a whole number ≥ {minimum}, "
+                         f"not {value!r}.") from None
+
+
+def _positive_float(raw: dict, key: str, default: float) -> float:
+    value = raw.get(key)
+    if value is None:
+        return default
+    try:
+        return validate.positive(key, value)
+    except ValueError:
+        raise ValueError(f"config key {key!r} must be a positive number, not {value!r}.") \
+            from None
 
 
 def _family(raw: dict) -> str:
@@ -98,59 +124,98 @@ def _family(raw: dict) -> str:
 
 
 def _common(raw: dict, name: str, family: str) -> dict:
-    d = _require(raw, "hidden_size")
-    heads = _require(raw, "num_attention_heads")
-    if d % heads and raw.get("head_dim") is None:
-        raise ValueError(f"hidden_size {d} is not divisible by num_attention_heads {heads}")
+    d = _int(raw, "hidden_size")
+    heads = _int(raw, "num_attention_heads")
+    head_dim = _int(raw, "head_dim", default=None)
+    if d % heads and head_dim is None and family != "deepseek":  # MLA sets its own d_h
+        raise ValueError(f"hidden_size {d} is not divisible by num_attention_heads {heads}.")
+    kv_heads = _int(raw, "num_key_value_heads", default=heads)
+    if heads % kv_heads:
+        raise ValueError(f"num_key_value_heads {kv_heads} must divide num_attention_heads "
+                         f"{heads} (each KV head serves a whole group of query heads).")
     return dict(
         name=name,
         family=family,
         hidden_size=d,
-        num_layers=_require(raw, "num_hidden_layers"),
+        num_layers=_int(raw, "num_hidden_layers"),
         num_heads=heads,
-        num_kv_heads=raw.get("num_key_value_heads") or heads,
-        head_dim=raw.get("head_dim") or d // heads,
-        intermediate_size=_require(raw, "intermediate_size"),
-        vocab_size=_require(raw, "vocab_size"),
+        num_kv_heads=kv_heads,
+        head_dim=head_dim or d // heads,
+        intermediate_size=_int(raw, "intermediate_size"),
+        vocab_size=_int(raw, "vocab_size"),
         tie_word_embeddings=bool(raw.get("tie_word_embeddings", False)),
-        max_position_embeddings=raw.get("max_position_embeddings") or 0,
-        rms_norm_eps=raw.get("rms_norm_eps", 1e-6),
+        max_position_embeddings=_int(raw, "max_position_embeddings", 0, default=0),
+        rms_norm_eps=_positive_float(raw, "rms_norm_eps", 1e-6),
     )
 
 
 def _deepseek(raw: dict) -> dict:
     fields = dict(
         # The paper's d_h (per-head dimension) is qk_nope_head_dim, not hidden/heads.
-        head_dim=_require(raw, "qk_nope_head_dim"),
-        q_lora_rank=raw.get("q_lora_rank"),
-        kv_lora_rank=_require(raw, "kv_lora_rank"),
-        qk_nope_head_dim=_require(raw, "qk_nope_head_dim"),
-        qk_rope_head_dim=_require(raw, "qk_rope_head_dim"),
-        v_head_dim=_require(raw, "v_head_dim"),
-        mtp_depth=raw.get("num_nextn_predict_layers", 0) or 0,
+        head_dim=_int(raw, "qk_nope_head_dim"),
+        q_lora_rank=_int(raw, "q_lora_rank", 0, default=None) or None,
+        kv_lora_rank=_int(raw, "kv_lora_rank", 0),
+        qk_nope_head_dim=_int(raw, "qk_nope_head_dim"),
+        qk_rope_head_dim=_int(raw, "qk_rope_head_dim", 0),
+        v_head_dim=_int(raw, "v_head_dim"),
+        mtp_depth=_int(raw, "num_nextn_predict_layers", 0, default=0),
     )
-    if raw.get("n_routed_experts"):
+    if _int(raw, "n_routed_experts", 0, default=0):
         fields.update(
-            n_routed_experts=raw["n_routed_experts"],
-            n_shared_experts=raw.get("n_shared_experts") or 0,
-            experts_per_token=_require(raw, "num_experts_per_tok"),
-            moe_intermediate_size=_require(raw, "moe_intermediate_size"),
-            first_k_dense_replace=raw.get("first_k_dense_replace", 0) or 0,
-            n_group=raw.get("n_group") or 1,
-            topk_group=raw.get("topk_group") or 1,
-            routed_scaling_factor=float(raw.get("routed_scaling_factor", 1.0)),
-            scoring_func=raw.get("scoring_func", "softmax"),
+            n_routed_experts=_int(raw, "n_routed_experts"),
+            n_shared_experts=_int(raw, "n_shared_experts", 0, default=0),
+            experts_per_token=_int(raw, "num_experts_per_tok"),
+            moe_intermediate_size=_int(raw, "moe_intermediate_size"),
+            first_k_dense_replace=_int(raw, "first_k_dense_replace", 0, default=0),
+            n_group=_int(raw, "n_group", default=1),
+            topk_group=_int(raw, "topk_group", default=1),
+            routed_scaling_factor=_positive_float(raw, "routed_scaling_factor", 1.0),
+            scoring_func=validate.choice("config key 'scoring_func'",
+                                  raw.get("scoring_func") or "softmax", ("softmax", "sigmoid")),
         )
     return fields
 
 
 def _mixtral(raw: dict) -> dict:
     return dict(
-        n_routed_experts=_require(raw, "num_local_experts"),
-        experts_per_token=_require(raw, "num_experts_per_tok"),
-        moe_intermediate_size=_require(raw, "intermediate_size"),
+        n_routed_experts=_int(raw, "num_local_experts"),
+        experts_per_token=_int(raw, "num_experts_per_tok"),
+        moe_intermediate_size=_int(raw, "intermediate_size"),
         scoring_func="softmax",
     )
+
+
+def _check_consistent(f: dict, family: str) -> None:
+    """Relations between keys that the shapes need; each message names the keys."""
+    experts, top_k = "num_local_experts", "num_experts_per_tok"
+    if family == "deepseek":
+        experts = "n_routed_experts"
+    n, k = f.get("n_routed_experts", 0), f.get("experts_per_token", 0)
+    if n and k > n:
+        raise ValueError(f"{top_k} {k} is more than the {n} routed experts ({experts}).")
+    groups, topk_group = f.get("n_group", 1), f.get("topk_group", 1)
+    if n and n % groups:
+        raise ValueError(f"n_group {groups} must divide the {n} routed experts ({experts}).")
+    if topk_group > groups:
+        raise ValueError(f"topk_group {topk_group} is more than the {groups} groups (n_group).")
+    dense = f.get("first_k_dense_replace", 0)
+    if dense > f["num_layers"]:
+        raise ValueError(f"first_k_dense_replace {dense} is more than the {f['num_layers']} "
+                         f"layers (num_hidden_layers).")
+
+
+def _read_json(path: Path) -> dict:
+    """The top-level object of a config.json file, or a ValueError saying what is wrong."""
+    if not path.is_file():
+        raise ValueError(f"{str(path)!r} is not a file: give the path of a config.json.")
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"Cannot read {path.name} as JSON: {err}.") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path.name} holds a JSON {type(raw).__name__}, not the object "
+                         f"of keys (hidden_size, num_hidden_layers, ...) a config has.")
+    return raw
 
 
 def config_path(name: str) -> Path:
@@ -165,6 +230,9 @@ def load_config(source) -> ModelConfig:
     """
     if isinstance(source, ModelConfig):
         return source
+    if not isinstance(source, (dict, str, os.PathLike)):
+        raise ValueError(f"A model config is a shipped name ({', '.join(SHIPPED)}), a path to "
+                         f"a config.json or a dict, not {source!r}.")
     if isinstance(source, dict):
         raw, name = source, source.get("name", source.get("model_type", "custom"))
     else:
@@ -173,13 +241,14 @@ def load_config(source) -> ModelConfig:
             raise ValueError(
                 f"No config {source!r}: give a path or one of {', '.join(SHIPPED)}."
             )
-        raw, name = json.loads(path.read_text()), path.stem
+        raw, name = _read_json(path), path.stem
     family = _family(raw)
     fields = _common(raw, name, family)
     if family == "deepseek":
         fields.update(_deepseek(raw))
     elif family == "mixtral":
         fields.update(_mixtral(raw))
+    _check_consistent(fields, family)
     known = set(ModelConfig.__dataclass_fields__)
     extra = {k: v for k, v in raw.items() if k not in known}
     return ModelConfig(**fields, extra=extra)
