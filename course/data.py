@@ -16,7 +16,9 @@ from pathlib import Path
 
 import torch
 
-CORPUS = Path(__file__).resolve().parent.parent / "assets" / "corpus" / "tiny.txt"
+from course.paths import assets_dir
+
+CORPUS = assets_dir() / "corpus" / "tiny.txt"  # the repository's or the installed copy
 SEP = "."
 
 

@@ -99,20 +99,14 @@ def depth_accuracy(model, stream: torch.Tensor, seq_len: int, max_windows: int =
 
 
 def _corpus_lists() -> dict[str, set]:
-    """Word lists of the corpus generator (assets/corpus/make_corpus.py), one per kind."""
-    import importlib.util
+    """Word lists by kind, written with the corpus by assets/corpus/make_corpus.py and shipped
+    as corpus/word_kinds.json (nothing is generated at run time)."""
+    import json
 
     from course.data import CORPUS
 
-    spec = importlib.util.spec_from_file_location("make_corpus", CORPUS.with_name(
-        "make_corpus.py"))
-    mc = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mc)
-    names = {w for a in mc.ATHLETES for w in a.split()}
-    return {"colour": set(mc.COLOURS), "place": set(mc.PLACES), "athlete": names,
-            "sport": set(mc.ATHLETES.values()), "country": set(mc.CAPITALS),
-            "capital city": set(mc.CAPITALS.values()), "animal": set(mc.ANIMALS),
-            "animal sound": set(mc.ANIMALS.values())}
+    kinds = json.loads(CORPUS.with_name("word_kinds.json").read_text())
+    return {kind: set(words) for kind, words in kinds.items()}
 
 
 @lru_cache(maxsize=1)

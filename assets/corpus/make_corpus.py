@@ -1,10 +1,13 @@
 """Writes tiny.txt, the course's toy corpus: short sentences where *context* matters
 (a colour named earlier must be repeated later: attention's job) and where *knowledge*
 matters (which sport an athlete played, a country's capital: facts the model must
-memorise, the MLP's job). Run once; the output is committed so nothing is generated at
-course run time:  python assets/corpus/make_corpus.py
+memorise, the MLP's job). Also writes word_kinds.json, the word lists by kind
+(colour, athlete, capital city, ...) that course.mtp uses to label tokens. Run once; both
+outputs are committed (and ship in the wheel) so nothing is generated at course run time:
+    python assets/corpus/make_corpus.py
 """
 
+import json
 import random
 from pathlib import Path
 
@@ -49,7 +52,18 @@ def sentences(rng: random.Random, n: int) -> list[str]:
     return out
 
 
+def word_kinds() -> dict[str, list[str]]:
+    """Each kind of corpus word and its words, sorted (course.mtp.token_type reads this)."""
+    athletes = {w for a in ATHLETES for w in a.split()}
+    kinds = {"colour": COLOURS, "place": PLACES, "athlete": athletes,
+             "sport": ATHLETES.values(), "country": CAPITALS, "capital city": CAPITALS.values(),
+             "animal": ANIMALS, "animal sound": ANIMALS.values()}
+    return {kind: sorted(set(words)) for kind, words in kinds.items()}
+
+
 if __name__ == "__main__":
     lines = sentences(random.Random(0), 3000)
     Path(__file__).with_name("tiny.txt").write_text("\n".join(lines) + "\n")
+    Path(__file__).with_name("word_kinds.json").write_text(
+        json.dumps(word_kinds(), indent=1) + "\n")
     print(f"{len(lines)} sentences, {len(set(' '.join(lines).split()))} distinct words")
