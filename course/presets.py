@@ -33,6 +33,15 @@ PRESETS: dict[str, dict[str, dict]] = {
         "toy": dict(n=512, d_model=256, d_ff=1024, n_layers=2, tokens=512),
         "realistic": dict(n=8192, d_model=4096, d_ff=16384, n_layers=4, tokens=8192),
     },
+    # 05, 11 · the learner's roofline (course.roofline.measure_machine): square matmuls for
+    # the peak, a copy larger than any CPU cache for the bandwidth, matmuls of growing
+    # token count against one (k, k) weight as the measured points.
+    "roofline": {
+        "toy": dict(peak_ns=(256, 512, 1024), copy_mib=64, skinny_k=4096,
+                    skinny_m=(1, 4, 16, 64), repeats=3),
+        "realistic": dict(peak_ns=(2048, 4096, 8192), copy_mib=2048, skinny_k=8192,
+                          skinny_m=(1, 16, 64, 256, 1024, 4096), repeats=10),
+    },
     # 07 · micro-batches timed through one block of the tiny model for the pipeline simulator.
     "pipeline": {
         "toy": dict(batch=16, seq_len=64, repeats=9),
@@ -108,6 +117,21 @@ PRESETS: dict[str, dict[str, dict]] = {
                           experts_per_token=2, moe_inter_dim=32, n_groups=4, topk_groups=2,
                           bias_gamma=0.01, aux_alpha=0.01, mtp_depth=1, mtp_lambda=0.3,
                           steps=100, batch=8, lr=6e-3, warmup=10, prompts=8, new_tokens=16),
+    },
+    # 16 · imitation and reinforcement (course.rl): the task model (teacher), the smaller
+    # student for distillation, SFT and GRPO settings. CPU-sized under both presets (the
+    # task is a 13-word toy; a GPU would not change what it teaches).
+    "rl": {
+        "toy": dict(model=dict(d_model=64, n_layers=2, n_heads=4),
+                    student=dict(d_model=32, n_layers=1, n_heads=2),
+                    n_demos=2000, sft_steps=300, sft_batch=64, sft_lr=3e-3,
+                    grpo_steps=60, group=8, prompts_per_step=8, grpo_lr=1e-3, inner_steps=2,
+                    eval_prompts=200, pass_n=16),
+        "realistic": dict(model=dict(d_model=64, n_layers=2, n_heads=4),
+                          student=dict(d_model=32, n_layers=1, n_heads=2),
+                          n_demos=2000, sft_steps=300, sft_batch=64, sft_lr=3e-3,
+                          grpo_steps=60, group=8, prompts_per_step=8, grpo_lr=1e-3,
+                          inner_steps=2, eval_prompts=200, pass_n=16),
     },
 }
 

@@ -1,0 +1,322 @@
+"""The roofline: is an operation limited by arithmetic or by memory traffic?
+
+An operation does `flops` FLOPs and moves `bytes` bytes between memory and the chip. Its
+**arithmetic intensity** is flops / bytes (FLOP/B). A machine with peak P FLOP/s and memory
+bandwidth B bytes/s can run it at most at
+
+    attainable = min(P, intensity x B)                    (Williams et al., CACM 2009)
+
+The **ridge point** P / B is the intensity where the two limits meet: below it the
+operation is memory-bound (the chip waits for data), above it compute-bound. H100 SXM and
+H800: 989.4 dense BF16 TFLOP/s over 3.35 TB/s = 295 FLOP/B (NVIDIA H100 whitepaper,
+Table 1); H200: the same compute over 4.8 TB/s = 206 FLOP/B (H200 datasheet).
+
+Bytes are counted as an ideal kernel moves them: every operand read once from memory and
+the output written once (no cache reuse beyond one kernel, no re-reads). A matmul
+(m, k) @ (k, n) does 2 m k n FLOPs and moves (m k + k n + m n) x dtype_bytes.
+
+The learner's own machine is measured, not typed in (`measure_machine`): the best of a
+short sweep of square matmuls gives its peak, a large tensor copy its bandwidth.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import partial
+
+from course.configs import GPUS, ModelConfig, gpu, load_config
+
+
+@dataclass(frozen=True)
+class Op:
+    """One operation: what it computes and what it moves."""
+
+    name: str
+    flops: float
+    bytes: float
+    shape: tuple = ()
+
+    @property
+    def intensity(self) -> float:
+        """Arithmetic intensity, FLOPs per byte moved."""
+        return self.flops / self.bytes
+
+    def __add__(self, other: "Op") -> "Op":
+        return Op(f"{self.name} + {other.name}", self.flops + other.flops,
+                  self.bytes + other.bytes)
+
+    def scaled(self, factor: float, name: str | None = None) -> "Op":
+        """The same operation repeated `factor` times (same intensity)."""
+        return Op(name or self.name, self.flops * factor, self.bytes * factor, self.shape)
+
+
+@dataclass(frozen=True)
+class Machine:
+    """A roofline: peak TFLOP/s and memory bandwidth in TB/s."""
+
+    name: str
+    tflops: float
+    tb_s: float
+    source: str = ""
+    points: tuple = field(default=(), compare=False, repr=False)  # measured (Op, seconds)
+
+    @property
+    def ridge(self) -> float:
+        """FLOP/B where memory- and compute-bound meet."""
+        return self.tflops / self.tb_s
+
+
+# ------------------------------------------------------------------------------ machines
+
+
+def machine(gpu_name, precision: str = "bf16") -> Machine:
+    """The roofline of a GPU of `course.configs.GPUS` (dense tensor-core peak, HBM), or a
+    `Machine` passed through unchanged."""
+    if isinstance(gpu_name, Machine):
+        return gpu_name
+    spec = gpu(gpu_name)
+    return Machine(spec.name, spec.peak_tflops(precision), spec.hbm_tb_s, spec.source)
+
+
+def ridge(gpu_name, precision: str = "bf16") -> float:
+    """Peak FLOP/s over HBM bandwidth, in FLOP/B.
+
+    >>> round(ridge("H800"))
+    295
+    """
+    return machine(gpu_name, precision).ridge
+
+
+def attainable_tflops(op: Op, gpu_name, precision: str = "bf16") -> float:
+    """min(peak, intensity x bandwidth), in TFLOP/s."""
+    m = machine(gpu_name, precision)
+    return min(m.tflops, op.intensity * m.tb_s)
+
+
+def bound(op: Op, gpu_name, precision: str = "bf16") -> str:
+    """"compute" or "memory": which roof limits `op` on this machine."""
+    return "compute" if op.intensity >= ridge(gpu_name, precision) else "memory"
+
+
+def seconds(op: Op, gpu_name, precision: str = "bf16") -> float:
+    """Lower bound on the op's time: max(FLOPs / peak, bytes / bandwidth)."""
+    m = machine(gpu_name, precision)
+    return max(op.flops / (m.tflops * 1e12), op.bytes / (m.tb_s * 1e12))
+
+
+def roof(intensities, gpu_name, precision: str = "bf16") -> list[float]:
+    """The roofline itself: attainable TFLOP/s at each intensity."""
+    m = machine(gpu_name, precision)
+    return [min(m.tflops, float(i) * m.tb_s) for i in intensities]
+
+
+# ----------------------------------------------------------------------------- operations
+
+
+def matmul(m: int, k: int, n: int, dtype_bytes: float = 2, name: str | None = None) -> Op:
+    """(m, k) @ (k, n): 2 m k n FLOPs; A and B read once, C written once."""
+    if min(m, k, n) < 1:
+        raise ValueError(f"A matmul needs positive sizes; got m={m}, k={k}, n={n}.")
+    if dtype_bytes <= 0:
+        raise ValueError(f"dtype_bytes must be positive, not {dtype_bytes}.")
+    return Op(name or f"matmul {m}×{k}×{n}", 2.0 * m * k * n,
+              float(m * k + k * n + m * n) * dtype_bytes, (m, k, n))
+
+
+def tokens_per_expert(tokens: float, cfg, ep: int = 1) -> float:
+    """Tokens one routed expert receives when `tokens` tokens on each of the `ep` ranks of an
+    expert-parallel group are routed uniformly: ep x tokens x K_r / N_r."""
+    cfg = load_config(cfg)
+    if not cfg.is_moe:
+        raise ValueError(f"{cfg.name} is dense: it has no routed experts.")
+    if tokens <= 0 or ep < 1:
+        raise ValueError("tokens must be positive and ep at least 1.")
+    return ep * tokens * cfg.experts_per_token / cfg.n_routed_experts
+
+
+def moe_expert(cfg, tokens_per_expert: float, dtype_bytes: float = 2) -> Op:
+    """One routed SwiGLU expert applied to `tokens_per_expert` tokens: gate and up
+    (T, d) @ (d, inter), down (T, inter) @ (inter, d). Each weight is read once, whatever T:
+    so few tokens per expert means few FLOPs per weight byte."""
+    cfg = load_config(cfg)
+    if not cfg.is_moe:
+        raise ValueError(f"{cfg.name} is dense: it has no routed experts.")
+    t = max(1, int(round(tokens_per_expert)))
+    d, inter = cfg.hidden_size, cfg.moe_intermediate_size
+    parts = (matmul(t, d, inter, dtype_bytes), matmul(t, d, inter, dtype_bytes),
+             matmul(t, inter, d, dtype_bytes))
+    return Op(f"MoE expert, {t:,} tokens", sum(p.flops for p in parts),
+              sum(p.bytes for p in parts), (t, d, inter))
+
+
+def _qkv_dims(cfg: ModelConfig) -> tuple[int, int, int]:
+    """(key heads, q/k dim, v dim) as attention sees them in prefill. MLA in prefill (and
+    training) expands the latent to per-head keys and values: every head has its own."""
+    if cfg.attention_kind == "mla":
+        return cfg.num_heads, cfg.qk_nope_head_dim + cfg.qk_rope_head_dim, cfg.v_head_dim
+    return cfg.num_kv_heads, cfg.head_dim, cfg.head_dim
+
+
+def attention_prefill(cfg, seq_len: int, batch: int = 1, dtype_bytes: float = 2) -> Op:
+    """Scores and weighted values of a causal prefill over `seq_len` tokens, all layers, as
+    a fused (flash) kernel does it: Q, K, V read once, O written once, no (T x T) matrix in
+    memory. FLOPs from `course.compute.attention_flops_per_token` (T/2 keys on average)."""
+    from course.compute import attention_flops_per_token
+
+    cfg = load_config(cfg)
+    if seq_len < 1 or batch < 1:
+        raise ValueError("seq_len and batch must be at least 1.")
+    kv_heads, d_qk, d_v = _qkv_dims(cfg)
+    h = cfg.num_heads
+    per_token = h * d_qk + kv_heads * d_qk + kv_heads * d_v + h * d_v  # q, k, v, o
+    tokens = batch * seq_len
+    return Op(f"attention prefill, {seq_len:,} tokens",
+              tokens * attention_flops_per_token(cfg, seq_len),
+              float(tokens * per_token * cfg.num_layers * dtype_bytes),
+              (batch, seq_len))
+
+
+def attention_decode(cfg, context: int, batch: int = 1, path: str = "absorbed",
+                     dtype_bytes: float = 2) -> Op:
+    """One decode step's attention for `batch` sequences over `context` cached tokens, all
+    layers: FLOPs from `course.kvcache.attention_flops_per_token`, bytes = the cache read
+    once (the query and output are negligible next to it). For an MLA model, `path`
+    "absorbed" reads the latent cache, "mha" the materialised per-head K and V."""
+    from course import kvcache
+
+    cfg = load_config(cfg)
+    if context < 1 or batch < 1:
+        raise ValueError("context and batch must be at least 1.")
+    if path == "mha" and cfg.attention_kind == "mla":
+        per_token = kvcache.mha_bytes_per_token(cfg, dtype_bytes, materialised=True)
+    else:
+        per_token = kvcache.kv_bytes_per_token(cfg, dtype_bytes)
+    flops = batch * kvcache.attention_flops_per_token(cfg, context, path)
+    return Op(f"attention decode ({path}), {context:,} context", flops,
+              float(batch * context * per_token), (batch, context))
+
+
+def decode_step(cfg, context: int, batch: int = 1, path: str = "absorbed",
+                weight_bytes: float = 2, kv_dtype_bytes: float = 2) -> Op:
+    """A whole decode step (every weight touched + the cache), from
+    `course.kvcache.decode_step_cost`."""
+    from course import kvcache
+
+    c = kvcache.decode_step_cost(cfg, context, batch, path, weight_bytes, kv_dtype_bytes)
+    return Op(f"decode step, batch {batch}", c.flops, c.bytes, (batch, context))
+
+
+def prefill_step(cfg, seq_len: int, batch: int = 1, weight_bytes: float = 2,
+                 dtype_bytes: float = 2) -> Op:
+    """A whole prefill forward: every weight the tokens touch read once, 2 FLOPs per active
+    weight per token, plus attention (`attention_prefill`) and the cache written once."""
+    from course import kvcache
+    from course.memory import param_count
+
+    cfg = load_config(cfg)
+    attn = attention_prefill(cfg, seq_len, batch, dtype_bytes)
+    tokens = batch * seq_len
+    weights = kvcache.weights_touched(cfg, tokens) * weight_bytes
+    cache = tokens * kvcache.kv_bytes_per_token(cfg, dtype_bytes)
+    flops = 2.0 * param_count(cfg).active_without_embedding * tokens + attn.flops
+    return Op(f"prefill, {tokens:,} tokens", flops, weights + cache + attn.bytes,
+              (batch, seq_len))
+
+
+# ------------------------------------------------------------------- the learner's machine
+
+_MEASURED: dict[tuple, Machine] = {}
+
+
+def _times(fn, sync, repeats: int) -> list[float]:
+    fn()  # warm-up: allocation, kernel choice, first touch of the pages
+    sync()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return sorted(times)
+
+
+def measure_machine(sizes: dict | None = None, device=None, refresh: bool = False,
+                    progress=None) -> Machine:
+    """Measure this machine's roofline, in the dtype the course uses on this device (FP32 on
+    a CPU, BF16 on a GPU):
+
+    * peak: the best TFLOP/s of a short sweep of square matmuls (`peak_ns`);
+    * bandwidth: the best streaming rate of a large copy (`copy_mib` MiB read and written)
+      and of a matrix-vector product whose (k, k) weight is larger than any CPU cache
+      (`skinny_k`; a copy also pays for the write, a matrix-vector product only reads);
+    * points: matmuls of `skinny_m` tokens against that weight, each timed (median): the
+      measured operations to set against the model's line.
+
+    Cached per kernel (`refresh=True` re-measures); sizes from
+    `course.presets.preset("roofline")`; about 2 s on a laptop CPU. `progress(done, total,
+    text)` is called after each measurement.
+    """
+    import torch
+
+    from course import device as dev_mod
+    from course.presets import preset
+
+    sizes = sizes or preset("roofline")
+    dev = torch.device(device) if device is not None else dev_mod.device()
+    key = (str(dev), tuple(sorted((k, tuple(v) if isinstance(v, (list, tuple)) else v)
+                                  for k, v in sizes.items())))
+    if key in _MEASURED and not refresh:
+        return _MEASURED[key]
+    dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
+    nbytes = torch.empty((), dtype=dtype).element_size()
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    g = torch.Generator().manual_seed(0)
+    total, done = len(sizes["peak_ns"]) + 1 + len(sizes["skinny_m"]), 0
+
+    def tick(text):
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total, text)
+
+    peak = 0.0
+    for n in sizes["peak_ns"]:
+        a = torch.randn(n, n, generator=g).to(dev, dtype)
+        b = torch.randn(n, n, generator=g).to(dev, dtype)
+        best = _times(partial(torch.mm, a, b), sync, sizes["repeats"])[0]
+        peak = max(peak, 2 * n**3 / best / 1e12)
+        tick(f"matmul {n}×{n}×{n}")
+    numel = sizes["copy_mib"] * 2**20 // nbytes
+    src = torch.ones(numel, dtype=dtype, device=dev)
+    dst = torch.empty_like(src)
+    best = _times(partial(dst.copy_, src), sync, sizes["repeats"])[0]
+    tb_s = 2 * numel * nbytes / best / 1e12  # read src + write dst
+    tick(f"copy {sizes['copy_mib']} MiB")
+    del src, dst
+    k = sizes["skinny_k"]
+    w = torch.randn(k, k, generator=g).to(dev, dtype)
+    points = []
+    for m in sizes["skinny_m"]:
+        x = torch.randn(m, k, generator=g).to(dev, dtype)
+        times = _times(partial(torch.mm, x, w), sync, sizes["repeats"])
+        op = matmul(m, k, k, nbytes, name=f"{m} tokens × ({k}×{k})")
+        if m == min(sizes["skinny_m"]):  # the matrix-vector read: a bandwidth measurement
+            tb_s = max(tb_s, op.bytes / times[0] / 1e12)
+        points.append((op, times[len(times) // 2]))
+        tick(f"matmul {m}×{k}×{k}")
+    where = f"{dev.type} {str(dtype).removeprefix('torch.')}"
+    result = Machine(f"this machine ({where})", peak, tb_s,
+                     "measured: best square matmul; best of a large copy and a "
+                     "matrix-vector read", tuple(points))
+    _MEASURED[key] = result
+    return result
+
+
+def measured_tflops(point: tuple) -> float:
+    """Achieved TFLOP/s of a measured (Op, seconds) point."""
+    op, secs = point
+    return op.flops / secs / 1e12
+
+
+KNOWN_GPUS = tuple(GPUS)
