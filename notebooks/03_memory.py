@@ -241,7 +241,7 @@ assert inf["kv_cache"] == 70_272 * 131072 * 8  # 68.6 KiB per token, linear
 #
 # Pick a model, a precision recipe, an optimizer, the sequence length, the
 # micro-batch and the recomputation policy. Choose **custom** to build your own
-# model with the last three sliders.
+# model with the last three sliders (they stay greyed out until you do).
 #
 # - How many GPUs does Llama 3 70B need to train in BF16 mixed precision?
 # - What does full recomputation save at 32K tokens? What does it cost?
@@ -253,17 +253,6 @@ from course.widgets.memory import memory_widget
 
 live = memory_widget()
 live
-
-# %% [markdown]
-# The widget driven from code:
-
-# %%
-before = live.result["train_gpus"]
-live.controls["recompute"].value = "full"
-live.controls["seq_len"].value = 32768
-live.controls["model"].value = "llama-3-70b"
-assert live.result["train_gpus"] != before and live.error is None
-print(live.result["train_gpus"], "GPUs")
 
 # %% [markdown]
 # ## 7. Exercises

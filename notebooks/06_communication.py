@@ -220,18 +220,9 @@ live = collectives_widget()
 live
 
 # %%
-before = live.result["times"][0].total_s
-live.controls["nodes"].value = 64
-assert live.result["times"][0].total_s > before
-
-# %%
 # NBVAL_IGNORE_OUTPUT
 route_live = routing_widget()
 route_live
-
-# %%
-route_live.controls["max_nodes"].value = 2
-assert route_live.result["stats"].nodes_per_token <= 2
 
 # %% [markdown]
 # ## Exercises

@@ -203,11 +203,6 @@ from course.widgets.moe import collapse_explorer
 live = collapse_explorer()
 live
 
-# %%
-before = live.result["run"]
-live.apply(steps=60)
-assert live.result["run"].load.shape[0] == 60 and live.result["run"] is not before
-
 # %% [markdown]
 # ## Exercises
 #

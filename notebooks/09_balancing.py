@@ -193,10 +193,6 @@ from course.widgets.moe import balancing_explorer
 live = balancing_explorer()
 live
 
-# %%
-live.apply(method="none")
-assert live.result["run"] is live.result["base"]
-
 # %% [markdown]
 # ## Exercises
 #

@@ -240,11 +240,6 @@ from course.widgets.fp8 import accumulation_widget, scaling_widget
 scaling = scaling_widget()
 scaling
 
-# %%
-before = scaling.result["per tensor"]["rel_error"]
-scaling.controls["outlier"].value = 1e6
-assert scaling.result["per tensor"]["rel_error"] > before
-
 # %% [markdown]
 # **Accumulation.** Change K, the accumulator width and N_C.
 # - How many bits would the accumulator need for 0.1% error at K = 4096
@@ -257,11 +252,6 @@ assert scaling.result["per tensor"]["rel_error"] > before
 # NBVAL_IGNORE_OUTPUT
 accumulation = accumulation_widget()
 accumulation
-
-# %%
-before = accumulation.result["none"][-1]
-accumulation.controls["mant_bits"].value = 18
-assert accumulation.result["none"][-1] < before
 
 # %% [markdown]
 # ## 8. Exercises

@@ -148,11 +148,6 @@ from course.widgets.planner import planner_widget
 live = planner_widget()
 live
 
-# %%
-before = live.result.per_gpu_bytes
-live.apply(pp=8, dp=256)
-assert live.result.per_gpu_bytes > before
-
 # %% [markdown]
 # ## Exercises
 #

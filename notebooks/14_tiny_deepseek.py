@@ -259,14 +259,6 @@ from course.widgets.tiny_deepseek import generation
 live = generation(run.model)
 live
 
-# %%
-before = live.result
-live.controls["text"].value = "the green forest has"
-assert live.error is None and live.result.prompt != before.prompt
-assert live.result.plain == live.result.speculative  # greedy: drafts change speed only
-live.controls["text"].value = "the green quidditch"
-assert "never saw" in live.error
-
 # %% [markdown]
 # ## 7. Exercises
 #
