@@ -133,6 +133,16 @@ PRESETS: dict[str, dict[str, dict]] = {
                           grpo_steps=60, group=8, prompts_per_step=8, grpo_lr=1e-3,
                           inner_steps=2, eval_prompts=200, pass_n=16),
     },
+    # 15 · the toy server (course.serving): a seeded request stream served by the tiny
+    # DeepSeek (FP32 variant) on the CPU under both presets; V3 serving is on paper.
+    "serving": {
+        "toy": dict(n_requests=32, rate=40.0, prefix_share=0.5, prefix_len=32, prompt_min=2,
+                    prompt_max=6, output_min=4, output_max=20, max_batch=8,
+                    budget_tokens=512),
+        "realistic": dict(n_requests=32, rate=40.0, prefix_share=0.5, prefix_len=32,
+                          prompt_min=2, prompt_max=6, output_min=4, output_max=20,
+                          max_batch=8, budget_tokens=512),
+    },
 }
 
 
