@@ -8,6 +8,7 @@ from course import comms
 from course.plots import comms as plots
 from course.units import fmt_bytes, fmt_seconds
 from course.widgets import LiveFigure, log_slider, register_bench, slider
+from course.widgets.gates import Rule, gate
 
 
 def collectives(size_mb: float, gpus_per_node: int, nodes: int, nvlink_gb_s: float,
@@ -42,9 +43,15 @@ def collectives_widget() -> LiveFigure:
         nvlink_gb_s=slider("NVLink GB/s", 10, 900, 160, step=10),
         ib_gb_s=slider("InfiniBand GB/s", 5, 100, 50, step=5),
     )
+    hint = gate(controls,
+                Rule(("nvlink_gb_s",), lambda v: v["gpus_per_node"] > 1,
+                     "NVLink joins the GPUs of one node: with one GPU per node it carries "
+                     "nothing."),
+                Rule(("ib_gb_s",), lambda v: v["nodes"] > 1,
+                     "InfiniBand joins nodes: with one node it carries nothing."))
     fig = plots.collective_bars(comms.KINDS, [0] * 4, [0] * 4)
     return LiveFigure(controls, collectives, _draw_collectives, fig,
-                      summary=_summary_collectives)
+                      summary=_summary_collectives, extra=[hint])
 
 
 @lru_cache(maxsize=128)

@@ -7,6 +7,7 @@ from course.configs import SHIPPED
 from course.plots.memory import COMPONENTS, stacked_gb
 from course.units import fmt_count
 from course.widgets import LiveFigure, dropdown, register_bench, slider
+from course.widgets.gates import Rule, gate
 
 SEQ_LENS = [512, 1024, 2048, 4096, 8192, 16384, 32768, 131072]
 
@@ -50,8 +51,11 @@ def memory_widget() -> LiveFigure:
         "layers": slider("custom: layers", 1, 128, 32),
         "experts": slider("custom: experts", 0, 256, 0),
     }
+    hint = gate(controls, Rule(("hidden", "layers", "experts"),
+                               lambda v: v["model"] == "custom",
+                               "The custom sliders act only when the model is “custom”."))
     start = compute(**{k: c.value for k, c in controls.items()})
     fig = stacked_gb({"training": start["train"], "inference": start["infer"]},
                      "One replica: training vs inference", gpu_gb=80)
     assert {t.name for t in fig.data} <= set(COMPONENTS)
-    return LiveFigure(controls, compute, draw, fig, summary=summary)
+    return LiveFigure(controls, compute, draw, fig, summary=summary, extra=[hint])

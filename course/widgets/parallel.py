@@ -11,6 +11,7 @@ from course import parallel
 from course.configs import SHIPPED, gpu
 from course.plots.parallel import MEMORY_PARTS, per_gpu
 from course.widgets import LiveFigure, dropdown, register_bench, slider
+from course.widgets.gates import Rule, gate
 
 POW2 = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 CLUSTERS = [8, 16, 64, 256, 1024, 2048, 4096]
@@ -93,5 +94,8 @@ def parallel_widget(with_button: bool = True) -> LiveFigure:
     }
     start = compute(**{k: c.value for k, c in controls.items()})
     fig = per_gpu(start["memory"], start["comm"], start["gpu_gb"])
-    extra = list(_run_button()) if with_button else None
+    hint = gate(controls, Rule(("sp",), lambda v: v["tp"] > 1,
+                               "SP splits activations across the TP group: it acts only "
+                               "with TP > 1."))
+    extra = [hint, *_run_button()] if with_button else [hint]
     return LiveFigure(controls, compute, draw, fig, summary=summary, extra=extra)

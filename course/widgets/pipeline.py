@@ -5,6 +5,18 @@ from __future__ import annotations
 from course import pipeline
 from course.plots import pipeline as plots
 from course.widgets import LiveFigure, dropdown, register_bench, slider
+from course.widgets.gates import Rule, gate
+
+USES_W = ("zb1p", "dualpipe", "dualpipev")  # the schedules that split B into B_i and W
+USES_FB = ("dualpipe", "dualpipev")  # the schedules that overlap a forward and a backward
+
+
+def schedule_view(schedule: str, stages: int, microbatches: int, f: float, b: float,
+                  w: float, fb: float):
+    """`pipeline.simulate`, given W and F&B only for the schedules that use them."""
+    return pipeline.simulate(schedule, stages, microbatches, f=f, b=b,
+                             w=w if schedule in USES_W else 0.0,
+                             fb=fb if schedule in USES_FB else None)
 
 
 def _summary(tl) -> str:
@@ -33,6 +45,12 @@ def pipeline_gantt(schedule: str = "dualpipe", stages: int = 8, microbatches: in
         w=slider("W (part of B)", 0.0, 3.0, 1.0, step=0.1, fmt=".1f"),
         fb=slider("F&B", 0.2, 10.0, 2.5, step=0.1, fmt=".1f"),
     )
-    first = pipeline.simulate(schedule, stages, microbatches, f=1.0, b=2.0, w=1.0, fb=2.5)
-    return LiveFigure(controls, pipeline.simulate, plots.update_gantt, plots.gantt(first),
-                      summary=_summary)
+    hint = gate(controls,
+                Rule(("w",), lambda v: v["schedule"] in USES_W,
+                     "W acts only in schedules that split the backward (zb1p, dualpipe, "
+                     "dualpipev)."),
+                Rule(("fb",), lambda v: v["schedule"] in USES_FB,
+                     "F&B acts only in dualpipe and dualpipev."))
+    first = schedule_view(schedule, stages, microbatches, f=1.0, b=2.0, w=1.0, fb=2.5)
+    return LiveFigure(controls, schedule_view, plots.update_gantt, plots.gantt(first),
+                      summary=_summary, extra=[hint])
