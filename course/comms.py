@@ -1,5 +1,6 @@
-"""How long GPUs take to talk: alpha-beta models of collectives, expert-parallel traffic,
-data-parallel synchronisation, and real gloo collectives timed on this machine.
+"""How long GPUs take to talk: alpha-beta models of collectives, data-parallel
+synchronisation, and real gloo collectives timed on this machine. Expert-parallel traffic
+lives in `course.expert_traffic` (re-exported here); the ring factors in `course.ring`.
 
 alpha-beta model: sending n bytes in one step costs alpha + n / B. Ring algorithms over p
 ranks (Thakur, Rabenseifner & Gropp 2005; what NCCL does for large messages):
@@ -20,29 +21,33 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from course import validate
 from course.configs import DEEPSEEK_IB_GB_S, DEEPSEEK_NVLINK_GB_S
+from course.expert_traffic import (  # noqa: F401  (notebook 06 reads them as comms.*)
+    EPTraffic,
+    RoutingStats,
+    combine_bytes_per_copy,
+    compute_to_comm_ratio,
+    dispatch_bytes_per_copy,
+    ep_traffic,
+    expected_nodes_uniform,
+    expert_flops_per_token,
+    route,
+    simulate_routing,
+)
+from course.ring import KINDS, steps_and_volume
 
 ALPHA_NVLINK_S = 3e-6  # assumed per-message latency inside a node
 ALPHA_IB_S = 10e-6  # assumed per-message latency across nodes
-KINDS = ("all_reduce", "reduce_scatter", "all_gather", "all_to_all")
-
-
-def _steps_and_volume(kind: str, p: int) -> tuple[int, float]:
-    """(number of alpha terms, multiple of n/B) for a ring/pairwise collective on p ranks."""
-    if kind not in KINDS:
-        raise ValueError(f"Unknown collective {kind!r}; choose one of {', '.join(KINDS)}.")
-    if p < 1:
-        raise ValueError("A collective needs at least one rank.")
-    if kind == "all_reduce":
-        return 2 * (p - 1), 2 * (p - 1) / p
-    return p - 1, (p - 1) / p
+LINKS = ("nvlink_gb_s", "ib_gb_s", "alpha_nvlink_s", "alpha_ib_s")
 
 
 def ring_time(kind: str, n_bytes: float, p: int, alpha_s: float, gb_s: float) -> float:
     """Seconds for one collective of `n_bytes` per rank over `p` ranks on one kind of link."""
-    if n_bytes < 0 or alpha_s < 0 or gb_s <= 0:
-        raise ValueError("Bytes and latency must be ≥ 0 and bandwidth positive.")
-    steps, volume = _steps_and_volume(kind, p)
+    n_bytes = validate.non_negative("n_bytes", n_bytes)
+    alpha_s = validate.non_negative("alpha_s", alpha_s)
+    gb_s = validate.positive("gb_s", gb_s)
+    steps, volume = steps_and_volume(kind, p)
     return steps * alpha_s + volume * n_bytes / (gb_s * 1e9)
 
 
@@ -63,9 +68,9 @@ def collective_time(kind: str, n_bytes: float, gpus_per_node: int = 8, nodes: in
     (one per NIC) handle n/g each. All-to-all: the share for other nodes goes over IB while
     the in-node share goes over NVLink at the same time, so the slower one sets the time.
     """
-    g, m = gpus_per_node, nodes
-    if g < 1 or m < 1:
-        raise ValueError("GPUs per node and nodes must be at least 1.")
+    g = validate.positive_int("gpus_per_node", gpus_per_node)
+    m = validate.positive_int("nodes", nodes)
+    validate.choice("collective", kind, KINDS)
     if kind == "all_to_all":
         inter = ring_time(kind, n_bytes, m, alpha_ib_s, ib_gb_s) if m > 1 else 0.0
         intra_bytes = n_bytes / m  # the in-node share, spread over g ranks
@@ -79,120 +84,6 @@ def collective_time(kind: str, n_bytes: float, gpus_per_node: int = 8, nodes: in
     return CollectiveTime(intra, inter, intra + inter)
 
 
-# ------------------------------------------------------------ expert-parallel traffic
-
-
-def dispatch_bytes_per_copy(hidden: int, scale_block: int = 128, scale_bytes: int = 4) -> int:
-    """One token's hidden state sent to one place in FP8: 1 byte per element plus one FP32
-    scale per 1x128 tile (report 3.3: dispatch in FP8 with fine-grained scales)."""
-    if hidden < 1 or scale_block < 1:
-        raise ValueError("hidden and scale_block must be positive.")
-    return hidden + -(-hidden // scale_block) * scale_bytes
-
-
-def combine_bytes_per_copy(hidden: int, dtype_bytes: int = 2) -> int:
-    """One expert output sent back in BF16 (report 3.3: combine stays in BF16)."""
-    return hidden * dtype_bytes
-
-
-def expected_nodes_uniform(n_experts: int, n_nodes: int, top_k: int) -> float:
-    """Closed form: distinct nodes hit by top_k distinct experts chosen uniformly at random."""
-    per_node = n_experts // n_nodes
-    miss = 1.0
-    for i in range(top_k):  # P(a given node gets none of the k picks), hypergeometric
-        miss *= (n_experts - per_node - i) / (n_experts - i)
-    return n_nodes * (1 - miss)
-
-
-@dataclass(frozen=True)
-class EPTraffic:
-    ib_copies: float  # copies of a token crossing InfiniBand, per token
-    dispatch_ib_bytes: float
-    combine_ib_bytes: float
-
-    @property
-    def ib_bytes(self) -> float:
-        return self.dispatch_ib_bytes + self.combine_ib_bytes
-
-
-def ep_traffic(remote_copies: float, hidden: int = 7168) -> EPTraffic:
-    """IB bytes per token per MoE layer when `remote_copies` copies leave the node."""
-    return EPTraffic(remote_copies, remote_copies * dispatch_bytes_per_copy(hidden),
-                     remote_copies * combine_bytes_per_copy(hidden))
-
-
-def compute_to_comm_ratio(moe_flops_per_token: float, achieved_tflops: float,
-                          ib_bytes_per_token: float, ib_gb_s: float = DEEPSEEK_IB_GB_S) -> float:
-    """Expert compute time over IB transfer time for the same token (>1: compute dominates)."""
-    if achieved_tflops <= 0 or ib_bytes_per_token <= 0:
-        raise ValueError("Throughput and bytes must be positive.")
-    return (moe_flops_per_token / (achieved_tflops * 1e12)) / (ib_bytes_per_token / (ib_gb_s * 1e9))
-
-
-def route(scores, top_k: int, n_nodes: int, max_nodes: int | None):
-    """Top-k experts per token, optionally node-limited as in DeepSeek-V3's Gate.forward.
-
-    scores: (T, E) affinities, experts laid out node by node. With `max_nodes` = M, each
-    node scores the sum of its top K_r/M affinities, only the best M nodes stay, and the
-    top-k is taken among their experts (report 2.1.2; inference/model.py). Returns (T, k).
-    """
-    import torch
-
-    t, e = scores.shape
-    if e % n_nodes or not 1 <= top_k <= e:
-        raise ValueError("Experts must split evenly over nodes and 1 ≤ top_k ≤ experts.")
-    if max_nodes is None or max_nodes >= n_nodes:
-        return scores.topk(top_k, dim=-1).indices
-    if not 1 <= max_nodes or max_nodes * (e // n_nodes) < top_k:
-        raise ValueError(f"{max_nodes} node(s) hold too few experts to pick {top_k}.")
-    grouped = scores.view(t, n_nodes, e // n_nodes)
-    per_node = max(1, top_k // max_nodes)
-    node_score = grouped.topk(per_node, dim=-1).values.sum(dim=-1)  # (T, nodes)
-    keep = node_score.topk(max_nodes, dim=-1).indices
-    mask = torch.ones(t, n_nodes, dtype=torch.bool).scatter_(1, keep, False)
-    masked = grouped.masked_fill(mask.unsqueeze(-1), float("-inf")).view(t, e)
-    return masked.topk(top_k, dim=-1).indices
-
-
-@dataclass(frozen=True)
-class RoutingStats:
-    nodes_per_token: float  # distinct nodes a token's experts live on
-    remote_nodes: float  # of those, nodes other than the token's own (copies over IB)
-    remote_experts: float  # experts off the token's node (copies over IB without dedup)
-    histogram: tuple  # share of tokens reaching 1..n_nodes nodes
-
-
-def simulate_routing(n_tokens: int = 4096, n_experts: int = 256, n_nodes: int = 8,
-                     top_k: int = 8, max_nodes: int | None = 4, locality: float = 0.0,
-                     seed: int = 0) -> RoutingStats:
-    """Route random tokens and count where their experts live.
-
-    Affinities are sigmoid(logits). `locality` = 0 gives independent random logits; larger
-    values add a per-token preference for some nodes' experts, as a trained router whose
-    experts specialise by topic might. Each token starts on a random node.
-    """
-    import torch
-
-    if n_tokens < 1 or locality < 0:
-        raise ValueError("n_tokens must be ≥ 1 and locality ≥ 0.")
-    g = torch.Generator().manual_seed(seed)
-    logits = torch.randn(n_tokens, n_experts, generator=g)
-    node_of = torch.arange(n_experts) // (n_experts // max(n_nodes, 1))
-    if locality:
-        logits += locality * torch.randn(n_tokens, n_nodes, generator=g)[:, node_of]
-    from course.diloco import one_thread
-
-    with one_thread():  # small tensors: threads only spin on a shared CPU
-        idx = route(torch.sigmoid(logits), top_k, n_nodes, max_nodes)
-    hit = torch.zeros(n_tokens, n_nodes).scatter_(1, node_of[idx], 1.0)  # (T, nodes)
-    home = torch.randint(0, n_nodes, (n_tokens,), generator=g)
-    remote_experts = (node_of[idx] != home[:, None]).sum(1).float()
-    remote_nodes = hit.sum(1) - hit[torch.arange(n_tokens), home]
-    counts = torch.bincount(hit.sum(1).long(), minlength=n_nodes + 1)[1:] / n_tokens
-    return RoutingStats(hit.sum(1).mean().item(), remote_nodes.mean().item(),
-                        remote_experts.mean().item(), tuple(counts.tolist()))
-
-
 # ------------------------------------------------------------ data-parallel sync
 
 
@@ -203,9 +94,13 @@ def dp_sync_time(n_params: float, dp: int, gpus_per_node: int, zero1: bool = Tru
     Plain DP all-reduces the gradients. ZeRO-1 reduce-scatters them (each rank updates its
     1/dp of the optimizer state) and all-gathers the new weights.
     """
-    if dp < 1 or n_params < 0:
-        raise ValueError("dp must be ≥ 1 and n_params ≥ 0.")
-    g = min(gpus_per_node, dp)
+    n_params = validate.non_negative("n_params", n_params)
+    dp = validate.positive_int("dp", dp)
+    g = min(validate.positive_int("gpus_per_node", gpus_per_node), dp)
+    grad_bytes = validate.non_negative("grad_bytes", grad_bytes)
+    param_bytes = validate.non_negative("param_bytes", param_bytes)
+    for key in links:
+        validate.choice("link setting", key, LINKS)
     if dp % g:
         raise ValueError("dp must be a multiple of the GPUs per node it spans.")
     m = dp // g
@@ -232,6 +127,13 @@ def layout_sync(total_params: float, expert_params: float, n_gpus: int, pp: int,
     n_gpus/pp GPUs of a stage; routed experts are split ep ways, so each is replicated
     n_gpus/(pp*ep) times. Each group synchronises its own gradients.
     """
+    total_params = validate.non_negative("total_params", total_params)
+    expert_params = validate.non_negative("expert_params", expert_params)
+    n_gpus, pp, ep = (validate.positive_int(k, x) for k, x in
+                      (("n_gpus", n_gpus), ("pp", pp), ("ep", ep)))
+    if expert_params > total_params:
+        raise ValueError(f"expert_params {expert_params:g} is more than total_params "
+                         f"{total_params:g}.")
     if n_gpus % (pp * ep):
         raise ValueError(f"{n_gpus} GPUs do not split into PP{pp} x EP{ep} groups.")
     dense_dp, expert_dp = n_gpus // pp, n_gpus // (pp * ep)
@@ -241,11 +143,6 @@ def layout_sync(total_params: float, expert_params: float, n_gpus: int, pp: int,
     if expert_dp > 1:  # expert replicas sit in different EP groups, i.e. across nodes
         t += dp_sync_time(expert, expert_dp, 1, zero1, **kw)
     return LayoutSync(dense_dp, expert_dp, dense, expert, t)
-
-
-def expert_flops_per_token(hidden: int, moe_inter: int, experts: int) -> float:
-    """Forward FLOPs of `experts` SwiGLU experts (3 matrices each) for one token."""
-    return 2.0 * experts * 3 * hidden * moe_inter
 
 
 # ------------------------------------------------------------ measured with gloo
@@ -282,12 +179,26 @@ def time_collectives_worker(rank: int, world_size: int, kinds: tuple, sizes: tup
     return out
 
 
+def _series(name: str, values) -> np.ndarray:
+    try:
+        arr = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a list of numbers, not {values!r}.") from None
+    if arr.ndim != 1 or not np.isfinite(arr).all() or (arr < 0).any():
+        raise ValueError(f"{name} must be a list of finite numbers ≥ 0.")
+    return arr
+
+
 def fit_alpha_beta(kind: str, p: int, n_bytes, seconds) -> tuple[float, float]:
     """Least-squares fit of t = steps·alpha + volume·n/B; returns (alpha_s, bandwidth_gb_s)."""
-    steps, volume = _steps_and_volume(kind, p)
-    n = np.asarray(n_bytes, dtype=float)
+    steps, volume = steps_and_volume(kind, p)
+    n, t = _series("n_bytes", n_bytes), _series("seconds", seconds)
+    if len(n) != len(t) or len(n) < 2 or len(set(n.tolist())) < 2:
+        raise ValueError("Give at least two different message sizes and one time for each.")
+    if steps == 0:
+        raise ValueError("One rank sends nothing: there is no time to fit.")
     a = np.stack([np.full_like(n, steps), volume * n], axis=1)
-    (alpha, inv_b), *_ = np.linalg.lstsq(a, np.asarray(seconds, dtype=float), rcond=None)
+    (alpha, inv_b), *_ = np.linalg.lstsq(a, t, rcond=None)
     if inv_b <= 0:
         raise ValueError("The timings do not grow with message size; cannot fit a bandwidth.")
     return max(float(alpha), 0.0), float(1 / inv_b / 1e9)
@@ -302,6 +213,11 @@ def measure_gloo(kinds=KINDS, world_size: int = 2, sizes=(2**12, 2**16, 2**20),
     """
     from course.distributed import run_workers
 
+    kinds = tuple(validate.choice("collective", k, KINDS) for k in kinds)
+    world_size = validate.integer("world_size", world_size, 1, 16)
+    sizes = tuple(validate.integer("message size", n, 1, 2**30) for n in sizes)
+    repeats = validate.integer("repeats", repeats, 1, 1000)
+    timeout_s = validate.positive("timeout_s", timeout_s)
     if any(n < 4 * world_size for n in sizes):
         raise ValueError("Each message must hold at least one float32 per rank.")
     per_rank = run_workers(time_collectives_worker, world_size, tuple(kinds), tuple(sizes),

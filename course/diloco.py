@@ -19,7 +19,11 @@ from dataclasses import dataclass
 
 import torch
 
+from course import validate
+from course.ring import ring_bytes
+
 OUTER_LR, OUTER_MOMENTUM = 0.7, 0.9  # DiLoCo paper, section 3
+KNOBS = ("replicas", "steps", "d_in", "width", "batch", "lr", "seed")  # what compare passes on
 
 
 @contextmanager
@@ -65,19 +69,28 @@ def _setup(d_in: int, width: int, seed: int, n_eval: int = 1024):
 
 
 def _ring_bytes(model: torch.nn.Module, replicas: int) -> float:
-    n = sum(p.numel() for p in model.parameters())
-    return 2 * (replicas - 1) / replicas * 4 * n
+    """Bytes a replica sends to all-reduce the model's FP32 weights (or gradients)."""
+    return ring_bytes("all_reduce", 4 * sum(p.numel() for p in model.parameters()), replicas)
 
 
-def _check(h: int, replicas: int, steps: int) -> None:
-    if replicas < 1 or h < 1 or steps < h:
-        raise ValueError("Need ≥ 1 replica, H ≥ 1 and at least H steps.")
+def _check(h: int, replicas: int, steps: int, d_in: int, width: int, batch: int,
+           lr: float, seed: int) -> None:
+    validate.integer("replicas", replicas, 1, 64)
+    validate.integer("H", h, 1)
+    validate.integer("steps", steps, 1, 100_000)
+    validate.integer("d_in", d_in, 1, 4096)
+    validate.integer("width", width, 1, 4096)
+    validate.integer("batch", batch, 1, 65536)
+    validate.positive("lr", lr)
+    validate.integer("seed", seed, 0, 2**62)
+    if steps < h:
+        raise ValueError(f"steps {steps} is fewer than H = {h}: no synchronisation would happen.")
 
 
 def train_diloco(h: int, replicas: int = 4, steps: int = 240, d_in: int = 8, width: int = 32,
                  batch: int = 32, lr: float = 3e-3, seed: int = 0) -> Run:
     """R replicas, H local AdamW steps each, then an outer Nesterov step on the mean change."""
-    _check(h, replicas, steps)
+    _check(h, replicas, steps, d_in, width, batch, lr, seed)
     teacher, evaluate = _setup(d_in, width, seed)
     glob = _mlp(d_in, width, seed)
     outer = torch.optim.SGD(glob.parameters(), lr=OUTER_LR, momentum=OUTER_MOMENTUM,
@@ -106,7 +119,8 @@ def train_diloco(h: int, replicas: int = 4, steps: int = 240, d_in: int = 8, wid
 def train_sync_dp(replicas: int = 4, steps: int = 240, d_in: int = 8, width: int = 32,
                   batch: int = 32, lr: float = 3e-3, seed: int = 0, eval_every: int = 10) -> Run:
     """Synchronous data parallelism: gradients averaged (all-reduced) after every step."""
-    _check(1, replicas, steps)
+    _check(1, replicas, steps, d_in, width, batch, lr, seed)
+    validate.positive_int("eval_every", eval_every)
     teacher, evaluate = _setup(d_in, width, seed)
     model = _mlp(d_in, width, seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
@@ -126,5 +140,9 @@ def train_sync_dp(replicas: int = 4, steps: int = 240, d_in: int = 8, width: int
 
 def compare(hs=(8, 16, 60), **kw) -> list[Run]:
     """Synchronous DP and DiLoCo at each H, same data, steps and replicas."""
+    for key in kw:
+        validate.choice("setting", key, KNOBS)
+    for h in hs:
+        validate.positive_int("H", h)
     with one_thread():
         return [train_sync_dp(**kw)] + [train_diloco(h, **kw) for h in hs]

@@ -17,6 +17,8 @@ from typing import Any, Callable
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from course import validate
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -42,15 +44,37 @@ def _worker(rank: int, world_size: int, port: int, fn: Callable, args: tuple,
             dist.destroy_process_group()
 
 
+class _PortTaken(RuntimeError):
+    """Another program took the free port between `free_port` and the store's bind."""
+
+
+_PORT_ERRORS = ("EADDRINUSE", "address already in use")
+ATTEMPTS = 3  # fresh ports tried before giving up
+
+
 def run_workers(fn: Callable[..., Any], world_size: int, *args,
                 timeout_s: float = 60.0) -> list[Any]:
     """Run `fn(rank, world_size, *args)` in `world_size` gloo processes; return each rank's
-    result (picklable), in rank order. `fn` must be importable (defined in a module)."""
-    if not 1 <= world_size <= 16:
-        raise ValueError("world_size must be between 1 and 16 processes on one machine.")
+    result (picklable), in rank order. `fn` must be importable (defined in a module).
+
+    If another program grabs the chosen port before rank 0 listens on it, the run starts
+    again on a new port (up to `ATTEMPTS` times)."""
+    world_size = validate.integer("world_size", world_size, 1, 16)
+    timeout_s = validate.positive("timeout_s", timeout_s)
+    for attempt in range(ATTEMPTS):
+        try:
+            return _run_once(fn, world_size, args, timeout_s, free_port())
+        except _PortTaken:
+            if attempt == ATTEMPTS - 1:
+                raise RuntimeError(f"No free port for the workers after {ATTEMPTS} tries.") \
+                    from None
+    raise AssertionError("unreachable")
+
+
+def _run_once(fn: Callable, world_size: int, args: tuple, timeout_s: float,
+              port: int) -> list[Any]:
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    port = free_port()
     procs = [ctx.Process(target=_worker, args=(r, world_size, port, fn, args, queue, timeout_s),
                          daemon=True) for r in range(world_size)]
     for p in procs:
@@ -60,6 +84,8 @@ def run_workers(fn: Callable[..., Any], world_size: int, *args,
         for _ in range(world_size):
             rank, status, payload = queue.get(timeout=timeout_s + 30)
             if status == "error":
+                if any(e in payload for e in _PORT_ERRORS):
+                    raise _PortTaken(payload)
                 raise RuntimeError(f"worker {rank} failed:\n{payload}")
             results[rank] = payload
     except Exception as err:
@@ -67,8 +93,18 @@ def run_workers(fn: Callable[..., Any], world_size: int, *args,
             raise RuntimeError(f"workers did not finish within {timeout_s + 30:.0f} s") from err
         raise
     finally:
-        for p in procs:
-            p.join(timeout=5)
-            if p.is_alive():
-                p.terminate()
+        _join(procs)
     return [results[r] for r in range(world_size)]
+
+
+def _join(procs: list) -> None:
+    """Wait for every worker to exit; stop the ones that do not (no orphans, no zombies)."""
+    for p in procs:
+        p.join(timeout=5)
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+            p.join(timeout=5)
+        if p.is_alive():
+            p.kill()
+            p.join()

@@ -9,7 +9,7 @@ expert-parallel MoE forward, each on real torch.distributed processes.
            all-to-all (dispatch) and come back with a second one (combine). Forward only.
 
 Every collective goes through `CountingComm`, which adds up the bytes this rank sends as a
-ring algorithm moves them (`course.parallel.ring_bytes`); all-to-all bytes are exact.
+ring algorithm moves them (`course.ring.ring_bytes`); all-to-all bytes are exact.
 
 In the notebook: `run("zero1", world=2)` (gloo on CPU, via `course.distributed`). On a
 cluster: `torchrun --nproc-per-node N -m course.parallel_run --strategy dp|zero1|ep`
@@ -19,6 +19,7 @@ cluster: `torchrun --nproc-per-node N -m course.parallel_run --strategy dp|zero1
 from __future__ import annotations
 
 import argparse
+import datetime
 import functools
 import json
 import os
@@ -29,11 +30,15 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
+from course import validate
 from course.activations import toy_mlp
-from course.parallel import ring_bytes
+from course.ring import ring_bytes
 
 STRATEGIES = ("dp", "zero1", "ep")
 SIZES = dict(d=16, hidden=32, blocks=2, batch=32, steps=5, lr=1e-2, experts=4, tokens=24)
+LIMITS = dict(d=4096, hidden=16384, blocks=64, batch=65536, steps=10_000, experts=256,
+              tokens=65536)  # upper bounds for a run on local processes
+TIMEOUT_S = 300  # a rank that waits longer than this on the others fails, never hangs
 
 
 class CountingComm:
@@ -230,12 +235,13 @@ def run_all(world: int = 2, **overrides) -> dict:
 
     Cached by (world, sizes): the widget's button reuses the notebook's run.
     """
-    if not 1 <= world <= 8:
-        raise ValueError("Run between 1 and 8 local processes.")
-    unknown = set(overrides) - set(SIZES)
-    if unknown:
-        raise ValueError(f"Unknown size {', '.join(sorted(unknown))}.")
+    world = validate.integer("world", world, 1, 8)
+    for key in overrides:
+        validate.choice("size", key, SIZES)
     sizes = {**SIZES, **overrides}
+    for key, value in overrides.items():
+        sizes[key] = (validate.positive("lr", value) if key == "lr"
+                      else validate.integer(key, value, 1, LIMITS[key]))
     if sizes["batch"] % world or sizes["experts"] % world:
         raise ValueError(f"{world} ranks must divide the batch ({sizes['batch']}) and the "
                          f"experts ({sizes['experts']}).")
@@ -244,8 +250,7 @@ def run_all(world: int = 2, **overrides) -> dict:
 
 def run(strategy: str, world: int = 2, **overrides) -> list[dict]:
     """Each rank's result for one strategy (all three run together, then cached)."""
-    if strategy not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}.")
+    validate.choice("strategy", strategy, STRATEGIES)
     return run_all(world, **overrides)[strategy]
 
 
@@ -254,7 +259,8 @@ def _main() -> None:
     parser.add_argument("--strategy", choices=STRATEGIES, default="dp")
     args = parser.parse_args()
     cuda = torch.cuda.is_available()
-    dist.init_process_group("nccl" if cuda else "gloo")
+    dist.init_process_group("nccl" if cuda else "gloo",
+                            timeout=datetime.timedelta(seconds=TIMEOUT_S))
     rank, world = dist.get_rank(), dist.get_world_size()
     device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if cuda else "cpu"
     if cuda:
@@ -280,7 +286,8 @@ def compare(strategy: str, world: int = 2, rank: int = 0) -> list[tuple[str, flo
     from course.activations import toy_mlp_params
     from course.parallel import dp_step_bytes, ep_all_to_all_bytes
 
-    got = run(strategy, world)[rank]
+    got = run(strategy, world)
+    got = got[validate.integer("rank", rank, 0, len(got) - 1)]
     if strategy == "ep":
         sizes = {**SIZES, "world": world}
         t, idx = sizes["tokens"], moe_reference(sizes)["expert"].tolist()

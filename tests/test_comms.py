@@ -40,6 +40,25 @@ def test_bad_collective_inputs():
         comms.collective_time("all_reduce", 1, 0, 1)
     with pytest.raises(ValueError):
         comms.ring_time("all_reduce", 1, 2, 0, 0)
+    for nodes, gpus in ((0, 8), (1, 0), (1.5, 8), ("2", 8), (True, 8)):
+        with pytest.raises(ValueError, match="must be a whole number"):
+            comms.collective_time("all_reduce", 1e6, gpus, nodes)
+    with pytest.raises(ValueError, match="pp must be"):
+        comms.layout_sync(1e9, 1e8, 16, 0, 1)
+    with pytest.raises(ValueError, match="Unknown link setting"):
+        comms.dp_sync_time(1e9, 8, 8, ib_gbs=25)
+
+
+def test_one_ring_factor_everywhere():
+    from course import diloco, parallel_run, ring
+
+    assert ring.ring_bytes("all_reduce", 1000, 4) == 1500  # 2 (p-1)/p n
+    assert ring.ring_bytes("all_gather", 1000, 4) == 750
+    assert comms.steps_and_volume is ring.steps_and_volume
+    assert parallel_run.ring_bytes is ring.ring_bytes
+    model = diloco._mlp(2, 3, 0)
+    n = sum(p.numel() for p in model.parameters())
+    assert diloco._ring_bytes(model, 4) == ring.ring_bytes("all_reduce", 4 * n, 4)
 
 
 def test_dispatch_and_combine_bytes_for_v3():

@@ -68,3 +68,26 @@ def test_failed_worker_is_reported_not_hung():
 
     with pytest.raises(RuntimeError, match="strategy must be one of"):
         run_workers(pr.worker, 2, "fsdp", dict(pr.SIZES), timeout_s=30)
+    import multiprocessing
+
+    assert multiprocessing.active_children() == []  # every worker joined, none left over
+
+
+def test_port_taken_in_between_is_retried(monkeypatch):
+    # Another program grabs the "free" port before rank 0 listens: the run starts again
+    # on a new port instead of failing.
+    import socket
+
+    from course import distributed
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        ports = iter([taken.getsockname()[1]])
+        real = distributed.free_port
+        monkeypatch.setattr(distributed, "free_port", lambda: next(ports, None) or real())
+        out = distributed.run_workers(pr.worker_many, 2, ("dp",), dict(pr.SIZES), timeout_s=30)
+    n = toy_mlp_params(pr.SIZES["d"], pr.SIZES["hidden"], pr.SIZES["blocks"])
+    expected = dp_step_bytes(n, WORLD, "dp")["all_reduce"] * pr.SIZES["steps"]
+    assert [r["dp"]["sent"]["all_reduce"] for r in out] == [pytest.approx(expected)] * 2
+
