@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from course import schedules
+from course import schedules, validate
 
 SCHEDULES = ("gpipe", "1f1b", "zb1p", "dualpipe", "dualpipev")
 
@@ -74,25 +74,38 @@ class Timeline:
         return self.bubble / self.makespan
 
 
-def _check(schedule: str, stages: int, microbatches: int, f: float, b: float, w: float,
-           fb: float | None, comm: float) -> None:
-    if schedule not in SCHEDULES:
-        raise ValueError(f"Unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}.")
-    if int(stages) != stages or stages < 1 or int(microbatches) != microbatches:
-        raise ValueError("stages and microbatches must be whole numbers, stages at least 1.")
-    if microbatches < 1:
-        raise ValueError("There must be at least one micro-batch.")
-    if min(f, b) <= 0 or (fb is not None and fb <= 0):
-        raise ValueError("Times f, b and fb must be positive.")
-    if not 0 <= w < b:
+MAX_STAGES, MAX_MICROBATCHES = 256, 4096
+MAX_OPERATIONS = 2**16  # stages x micro-batches: keeps one simulation under a few seconds
+
+
+def _check_times(f=1.0, b=2.0, w=0.0, fb=None, comm=0.0) -> tuple:
+    """The chunk times as floats, or a ValueError saying which one is impossible."""
+    f, b = validate.positive("f", f), validate.positive("b", b)
+    w, comm = validate.non_negative("w", w), validate.non_negative("comm", comm)
+    fb = validate.optional(validate.positive, "fb", fb)
+    if not w < b:
         raise ValueError("w is the weight-gradient part of b: it must satisfy 0 <= w < b.")
     if fb is not None and fb < max(f, b):
         raise ValueError("fb runs a forward and a backward together: it cannot be shorter "
                          "than the longer of the two, max(f, b).")
-    if comm < 0:
-        raise ValueError("comm must not be negative.")
+    return f, b, w, fb, comm
+
+
+def _check_shape(schedule: str, stages, microbatches=None) -> tuple:
+    validate.choice("schedule", schedule, SCHEDULES)
+    stages = validate.integer("stages", stages)
+    if not 1 <= stages <= MAX_STAGES:
+        raise ValueError(f"stages must be from 1 to {MAX_STAGES}, not {stages}.")
     if schedule.startswith("dualpipe") and (stages % 2 or stages < 2):
         raise ValueError(f"DualPipe needs an even number of stages, not {stages}.")
+    if microbatches is None:
+        return stages, None
+    microbatches = validate.integer("microbatches", microbatches)
+    if microbatches < 1:
+        raise ValueError("There must be at least one micro-batch.")
+    if microbatches > MAX_MICROBATCHES or stages * microbatches > MAX_OPERATIONS:
+        raise ValueError(f"{stages} stages x {microbatches} micro-batches is more than the "
+                         f"simulator's {MAX_OPERATIONS:,}; use fewer.")
     if schedule == "dualpipev" and microbatches < stages:
         raise ValueError(f"DualPipeV needs at least as many micro-batches as stages "
                          f"({stages}), got {microbatches}.")
@@ -100,6 +113,7 @@ def _check(schedule: str, stages: int, microbatches: int, f: float, b: float, w:
         if microbatches % 2 or microbatches < 2 * stages:
             raise ValueError(f"DualPipe needs an even number of micro-batches, at least "
                              f"2 x stages = {2 * stages} (got {microbatches}).")
+    return stages, microbatches
 
 
 def simulate(schedule: str, stages: int, microbatches: int, f: float = 1.0, b: float = 2.0,
@@ -108,8 +122,8 @@ def simulate(schedule: str, stages: int, microbatches: int, f: float = 1.0, b: f
 
     `comm` is the time for an activation or gradient to reach another device (default 0).
     """
-    _check(schedule, stages, microbatches, f, b, w, fb, comm)
-    stages, microbatches = int(stages), int(microbatches)
+    stages, microbatches = _check_shape(schedule, stages, microbatches)
+    f, b, w, fb, comm = _check_times(f, b, w, fb, comm)
     split = w > 0 and schedule in ("zb1p", "dualpipe", "dualpipev")
     if schedule == "dualpipev":  # one V: position k sits on device k, then comes back
         programs = schedules.dualpipev(stages, microbatches, split)
@@ -133,6 +147,8 @@ def simulate(schedule: str, stages: int, microbatches: int, f: float = 1.0, b: f
 def timeline_from_events(schedule: str, stages: int, microbatches: int, events: list[Event],
                          devices: int, times: dict | None = None) -> Timeline:
     """A Timeline from a list of events (simulated, or measured with time 0 at the start)."""
+    if not events:
+        raise ValueError("A timeline needs at least one event.")
     makespan = max(e.end for e in events)
     return Timeline(schedule, stages, microbatches, events, makespan,
                     busy=_busy(events, devices), peak_activations=_peaks(events, devices),
@@ -229,33 +245,51 @@ def _params(events: list[Event], n: int) -> tuple:
 
 def published_bubble(schedule: str, stages: int, f: float = 1.0, b: float = 2.0,
                      w: float = 0.0, fb: float | None = None) -> float:
-    """The bubble formula of DeepSeek-V3 Table 2 (GPipe shares 1F1B's), for comparison."""
+    """The bubble formula of DeepSeek-V3 Table 2 (GPipe shares 1F1B's), for comparison.
+
+    Same inputs as `simulate`. The formula can go negative where its assumptions fail
+    (ZB1P: W > B - W or W > F); the simulation then shows the real bubble."""
+    stages = _check_shape(schedule, stages)[0]
+    f, b, w, fb, _ = _check_times(f, b, w, fb)
     fb = f + b if fb is None else fb
     formulas = {"gpipe": (stages - 1) * (f + b), "1f1b": (stages - 1) * (f + b),
                 "zb1p": (stages - 1) * (f + b - 2 * w),
                 "dualpipe": (stages / 2 - 1) * (fb + b - 3 * w)}
     formulas["dualpipev"] = formulas["dualpipe"]
-    if schedule not in formulas:
-        raise ValueError(f"Unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}.")
     return formulas[schedule]
 
 
 def published_activations(schedule: str, stages: int, microbatches: int) -> int:
     """Peak activations per device in micro-batches as published (GPipe stores all)."""
+    stages, microbatches = _check_shape(schedule, stages, microbatches)
     return {"gpipe": microbatches, "1f1b": stages, "zb1p": stages,
             "dualpipe": stages + 1, "dualpipev": stages + 1}[schedule]
 
 
 def bubble_sweep(names, stages: int, microbatches, **times) -> dict[str, list]:
     """Bubble fraction of each schedule at each micro-batch count (None where the schedule
-    cannot run that shape, e.g. DualPipe below 2 x stages)."""
+    cannot run that shape, e.g. DualPipe below 2 x stages). Unknown schedules and times
+    raise ValueError."""
+    names, microbatches = _names(names), list(microbatches)
+    for key in times:
+        validate.choice("time", key, ("f", "b", "w", "fb", "comm"))
+    for name in names:
+        validate.choice("schedule", name, SCHEDULES)
+    _check_times(**times)
+    validate.integer("stages", stages, 1, MAX_STAGES)
+    for m in microbatches:
+        validate.positive_int("microbatches", m)
     out: dict[str, list] = {}
     for name in names:
         row = []
         for m in microbatches:
             try:
                 row.append(simulate(name, stages, m, **times).bubble_fraction)
-            except ValueError:
+            except ValueError:  # this schedule cannot run m micro-batches on these stages
                 row.append(None)
         out[name] = row
     return out
+
+
+def _names(names) -> list:
+    return [names] if isinstance(names, str) else list(names)

@@ -17,11 +17,15 @@ from __future__ import annotations
 
 from collections import deque
 
+from course import validate
+
 Op = tuple  # (kind, tuple of tasks)
 
 
 def one_direction(schedule: str, stages: int, microbatches: int, split: bool) -> list[list[Op]]:
     """Programs for GPipe, 1F1B and ZB-H1: one pipeline (chain 0), stage i on device i."""
+    validate.choice("one-direction schedule", schedule, ("gpipe", "1f1b", "zb1p"))
+    stages, microbatches = _sizes(stages, microbatches)
     programs = []
     for i in range(stages):
         if schedule == "gpipe":
@@ -34,6 +38,11 @@ def one_direction(schedule: str, stages: int, microbatches: int, split: bool) ->
         delay = i if schedule == "zb1p" else 0
         programs.append(_with_weights(ops, i, microbatches, split, delay))
     return programs
+
+
+def _sizes(stages, microbatches) -> tuple[int, int]:
+    return (validate.positive_int("stages", stages),
+            validate.positive_int("microbatches", microbatches))
 
 
 def _one_f_one_b(stages: int, microbatches: int, i: int) -> list[tuple[str, int]]:
@@ -101,6 +110,10 @@ def dualpipe(stages: int, microbatches: int, split: bool) -> list[list[Op]]:
     """Programs of DualPipe on `stages` ranks; `microbatches` counts both directions. Rank i
     is position i of direction 0 and, as direction 1 enters at the last rank, position
     PP-1-i of direction 1: it holds model stages i and PP-1-i."""
+    stages, microbatches = _sizes(stages, microbatches)
+    if stages % 2 or microbatches % 2 or microbatches < 2 * stages:
+        raise ValueError("DualPipe needs an even number of stages and an even number of "
+                         "micro-batches, at least 2 x stages.")
     programs = []
     for rank in range(stages):
         where = ((0, rank), (1, stages - 1 - rank))
@@ -115,6 +128,10 @@ def dualpipe(stages: int, microbatches: int, split: bool) -> list[list[Op]]:
 def dualpipev(stages: int, microbatches: int, split: bool) -> list[list[Op]]:
     """Programs of DualPipeV (`dualpipev.py`): `stages // 2` devices, device i holds stages
     i and PP-1-i of one V-shaped pipeline; every micro-batch enters and leaves at device 0."""
+    stages, microbatches = _sizes(stages, microbatches)
+    if stages % 2 or microbatches < stages:
+        raise ValueError("DualPipeV needs an even number of stages and at least as many "
+                         "micro-batches as stages.")
     n = stages // 2
     return [_eight_steps(_DualPipeRank(((0, i), (0, stages - 1 - i)), split), n, i,
                          microbatches) for i in range(n)]

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from course import pipeline, pipeline_timing, schedules
-from course.pipeline import simulate
+from course.pipeline import bubble_sweep, published_activations, simulate
 
 SETTINGS = settings(max_examples=40, deadline=None)
 times = st.floats(0.1, 5.0, allow_nan=False)
@@ -193,10 +193,25 @@ def test_comm_delay_adds_to_the_pipeline_fill_and_drain():
     (("zb1p", 4, 8), dict(w=2.0), "0 <= w < b"),
     (("dualpipe", 4, 8), dict(fb=1.5), "max(f, b)"),
     (("pipedream", 4, 8), {}, "Unknown schedule"),
+    (("1f1b", 4, 8), dict(f=None), "f must be a positive number"),
+    (("1f1b", 4, 8), dict(f=float("nan")), "f must be a positive number"),
+    (("1f1b", 4, 8), dict(comm=float("nan")), "comm must be a number"),
+    (("1f1b", 2.5, 8), {}, "stages must be a whole number"),
+    (("1f1b", "4", 8), {}, "stages must be a whole number"),
 ])
 def test_invalid_shapes_raise_value_error(args, kwargs, words):
     with pytest.raises(ValueError, match=words.replace("(", r"\(").replace(")", r"\)")):
         simulate(*args, **kwargs)
+
+
+def test_formulas_and_sweeps_reject_unknown_names():
+    with pytest.raises(ValueError, match="Unknown schedule 'foo'"):
+        published_activations("foo", 4, 8)
+    with pytest.raises(ValueError, match="Unknown schedule 'foo'"):
+        bubble_sweep(["1f1b", "foo"], 4, [8])
+    with pytest.raises(ValueError, match="Unknown time 'x'"):
+        bubble_sweep(["1f1b"], 4, [8], x=1.0)
+    assert bubble_sweep(["dualpipe"], 4, [4, 8])["dualpipe"][0] is None  # shape, not name
 
 
 # ----------------------------------------------------------------- speed and inputs
