@@ -60,6 +60,7 @@ class Machine:
     tb_s: float
     source: str = ""
     points: tuple = field(default=(), compare=False, repr=False)  # measured (Op, seconds)
+    dtype_bytes: float = 2  # the width its peak is quoted for (BF16: 2; a CPU's FP32: 4)
 
     @property
     def ridge(self) -> float:
@@ -103,6 +104,15 @@ def seconds(op: Op, gpu_name, precision: str = "bf16") -> float:
     """Lower bound on the op's time: max(FLOPs / peak, bytes / bandwidth)."""
     m = machine(gpu_name, precision)
     return max(op.flops / (m.tflops * 1e12), op.bytes / (m.tb_s * 1e12))
+
+
+def placed(op: Op, gpu_name, precision: str = "bf16") -> dict:
+    """Where `op` sits on a machine's roofline: its intensity, attainable TFLOP/s, which
+    roof limits it, and the share of the peak it can reach."""
+    m = machine(gpu_name, precision)
+    tflops = attainable_tflops(op, m)
+    return dict(label=op.name, intensity=op.intensity, tflops=tflops,
+                bound=bound(op, m), share_of_peak=tflops / m.tflops)
 
 
 def roof(intensities, gpu_name, precision: str = "bf16") -> list[float]:
@@ -308,7 +318,7 @@ def measure_machine(sizes: dict | None = None, device=None, refresh: bool = Fals
     where = f"{dev.type} {str(dtype).removeprefix('torch.')}"
     result = Machine(f"this machine ({where})", peak, tb_s,
                      "measured: best square matmul; best of a large copy and a "
-                     "matrix-vector read", tuple(points))
+                     "matrix-vector read", tuple(points), nbytes)
     _MEASURED[key] = result
     return result
 

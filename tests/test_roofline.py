@@ -218,8 +218,8 @@ def test_measured_figures_agree_with_an_independent_measurement(measured):
     from torch.utils import benchmark
 
     a = torch.randn(768, 768)
-    t = benchmark.Timer("a @ a", globals=dict(a=a)).blocked_autorange(min_run_time=0.2)
-    other_tflops = 2 * 768**3 / t.median / 1e12
+    t = benchmark.Timer("a @ a", globals=dict(a=a)).blocked_autorange(min_run_time=0.3)
+    other_tflops = 2 * 768**3 / min(t.times) / 1e12  # best block: other jobs share the CPU
     other_tb_s = _numpy_copy_tb_s()
     # a shared machine is noisy: agree within a factor of 4, and be physically plausible
     assert 0.25 < m.tflops / other_tflops < 4
@@ -238,3 +238,54 @@ def test_measured_points_follow_their_roofline(measured):
     # the matrix-vector point is memory-bound: 0.5 FLOP/B in FP32
     assert ops[0].intensity == pytest.approx(0.5, rel=0.01)
     assert roofline.bound(ops[0], m) == "memory"
+
+
+# ------------------------------------------------------------------- figure and widget
+
+
+def test_widget_moves_operations_across_the_ridge():
+    from course.widgets.roofline import YOURS, roofline_explorer
+
+    live = roofline_explorer()
+    assert live.error is None and len(live.result["points"]) == 4
+    ffn = lambda: live.result["points"][0]  # noqa: E731
+    live.apply(tokens=1)
+    assert ffn()["bound"] == "memory" and live.fig.data[2].marker.symbol == "circle"
+    live.apply(tokens=4096)
+    assert ffn()["bound"] == "compute" and live.fig.data[2].marker.symbol == "diamond"
+    assert "compute-bound" in live.fig.data[2].name  # said in words, not by colour alone
+    expert = lambda: live.result["points"][1]  # noqa: E731
+    live.apply(tokens_per_expert=128)
+    assert expert()["bound"] == "memory"
+    live.apply(tokens_per_expert=8192)
+    assert expert()["bound"] == "compute"
+    live.apply(gpu_name="H200", seq_len=32768)
+    decode = live.result["points"][3]
+    assert decode["bound"] == "compute" and live.fig.data[1].x[0] == pytest.approx(206.1, 1e-3)
+    live.apply(gpu_name="H800")
+    assert live.result["points"][3]["bound"] == "memory"
+    assert YOURS not in live.controls["gpu_name"].options  # not measured: not offered
+
+
+def test_widget_with_the_measured_machine(measured):
+    from course.widgets.roofline import YOURS, explore, roofline_explorer
+
+    m, _ = measured
+    live = roofline_explorer(m)
+    live.apply(gpu_name=YOURS)
+    assert live.error is None
+    crosses = live.fig.data[-1]
+    assert crosses.visible and len(crosses.x) == len(m.points)
+    assert live.fig.data[0].y[-1] == pytest.approx(m.tflops)
+    with pytest.raises(ValueError, match="measure_machine"):
+        explore(YOURS, 1, 128, 1, mine=None)
+
+
+def test_widget_is_fast():
+    from course.widgets.roofline import roofline_explorer
+
+    live = roofline_explorer()
+    start = time.perf_counter()
+    for t in (1, 10, 100, 1000, 10000):
+        live.apply(tokens=t, seq_len=100 * t + 128)
+    assert (time.perf_counter() - start) / 5 < 0.3  # < 100 ms on an idle laptop
