@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import html
+import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -99,6 +100,9 @@ class LiveFigure:
             self.update()
 
     def _repr_mimebundle_(self, **kwargs):
+        if os.environ.get("COURSE_STATIC") == "1":  # `python -m course.site`: a static page
+            from course.static import live_figure_bundle
+            return live_figure_bundle(self)
         return self.widget._repr_mimebundle_(**kwargs)
 
 
