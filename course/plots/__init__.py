@@ -7,8 +7,11 @@ every number they draw comes from `course/<idea>.py`.
 
 from __future__ import annotations
 
+import os
+
 import plotly.graph_objects as go
 import plotly.io as pio
+from plotly.io.base_renderers import HtmlRenderer
 
 #: One colour per role, used consistently across notebooks. The Okabe-Ito palette
 #: (Okabe & Ito, "Color Universal Design", 2008): its colours stay distinct for the common
@@ -54,3 +57,34 @@ def figure(title: str = "", x_title: str = "", y_title: str = "", height: int = 
     fig.update_xaxes(title_text=x_title)
     fig.update_yaxes(title_text=y_title)
     return fig
+
+
+class AppRenderer(HtmlRenderer):
+    """Static figures for app mode (Voila): HTML with the local plotly.js, loaded once.
+
+    JupyterLab shows figures through the jupyterlab-plotly renderer, which in Voila throws
+    "r.setData is not a function" on every figure (it caches a PNG into a model that Voila's
+    output area lacks). plotly's own "notebook" renderer works there but links MathJax from
+    a public CDN; this one is the same without MathJax, so an offline room loads nothing
+    from outside.
+    """
+
+    def __init__(self):
+        super().__init__(connected=False, full_html=False, global_init=True,
+                         include_plotlyjs=False)
+
+    def to_mimebundle(self, fig_dict):
+        html = pio.to_html(fig_dict, config=self.config, include_plotlyjs=False,
+                           include_mathjax=False, full_html=False, default_width="100%",
+                           default_height=525, validate=False)
+        return {"text/html": html}
+
+
+def in_voila() -> bool:
+    """True in a kernel that Voila started (it sets VOILA_PREHEAT in every kernel's env)."""
+    return "VOILA_PREHEAT" in os.environ
+
+
+pio.renderers["course_app"] = AppRenderer()
+if in_voila():
+    pio.renderers.default = "course_app"
