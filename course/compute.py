@@ -303,3 +303,84 @@ def datasheet_gpu(device_name: str | None) -> str | None:
         if key in device_name:
             return "H100 SXM" if key == "H100" else key
     return None
+
+
+# ------------------------------------------------- MFU vs HFU, and where the time goes
+
+#: ISCA '25 (arXiv:2505.09343) Table 4, DeepSeek-V3 on 2,048 H800s: MFU with causal
+#: attention FLOPs counted as they are computed (half the score matrix), and non-causal.
+ISCA25_MFU = {"causal": 0.3894, "non_causal": 0.4373}
+
+
+def mfu_against_roofline(tflops: float, gpu_name: str = "H800",
+                         precision: str = "bf16") -> float:
+    """MFU = achieved useful TFLOP/s over the roofline's flat roof (the dense peak)."""
+    from course import roofline
+
+    if tflops < 0:
+        raise ValueError(f"Achieved TFLOP/s cannot be negative (got {tflops}).")
+    return tflops / roofline.machine(gpu_name, precision).tflops
+
+
+def recompute_flops_per_token(cfg, seq_len: int = 4096, recompute: str = "selective") -> float:
+    """Forward FLOPs per token computed a second time in the backward pass, for the
+    recomputation options of `course.activations` (notebook 03):
+
+    * "none": nothing;
+    * "selective" (DeepSeek-V3, report 3.2.3): RMSNorm and SwiGLU outputs (elementwise,
+      counted as 0 matmul FLOPs) and MLA's up-projections of q, k and v: 2 FLOPs per
+      up-projection weight per token (0 for non-MLA models);
+    * "full": the whole forward again, one third of the training FLOPs.
+    """
+    from course.activations import RECOMPUTE
+
+    cfg = load_config(cfg)
+    if recompute not in RECOMPUTE:
+        raise ValueError(f"recompute must be one of {', '.join(RECOMPUTE)}, not {recompute!r}.")
+    if recompute == "none":
+        return 0.0
+    if recompute == "full":
+        return training_flops_per_token(cfg, seq_len).total / 3
+    if cfg.attention_kind != "mla":
+        return 0.0
+    h, qk = cfg.num_heads, cfg.qk_nope_head_dim + cfg.qk_rope_head_dim
+    q_up = (cfg.q_lora_rank or 0) * h * qk  # W^UQ (with W^QR); 0 without a q latent
+    kv_up = cfg.kv_lora_rank * h * (cfg.qk_nope_head_dim + cfg.v_head_dim)  # W^UK, W^UV
+    return 2.0 * (q_up + kv_up) * cfg.num_layers
+
+
+def hfu(mfu: float, cfg, seq_len: int = 4096, recompute: str = "selective") -> float:
+    """Hardware FLOPs utilisation: like MFU but counting every FLOP the GPU executes,
+    recomputation included, so HFU = MFU x (model + recomputed) / model FLOPs >= MFU."""
+    if not 0 <= mfu <= 1:
+        raise ValueError(f"MFU must be between 0 and 1, not {mfu}.")
+    model = training_flops_per_token(cfg, seq_len).total
+    return mfu * (model + recompute_flops_per_token(cfg, seq_len, recompute)) / model
+
+
+def time_budget(mfu: float, cfg, seq_len: int = 4096, recompute: str = "selective",
+                bubble_share: float = 0.0, roofline_ceiling: float = 1.0) -> dict:
+    """Where a step's time goes, as shares that sum to 1, at a measured `mfu`:
+
+    * "model FLOPs at peak": the MFU itself;
+    * "recomputation at peak": HFU - MFU;
+    * "memory-bound work (roofline)": what even perfect kernels lose to operations below
+      the ridge, given the best MFU the roofline allows (`roofline.roofline_mfu`):
+      the model's FLOPs take mfu / ceiling of the step at the roofline, not mfu;
+    * "pipeline bubble": `bubble_share` (from `course.pipeline.simulate`);
+    * "everything else": the rest -- exposed communication, kernels below the roofline
+      (real kernels are not perfect), load imbalance, FP8 scaling work, stragglers.
+    """
+    if not 0 <= bubble_share < 1:
+        raise ValueError(f"bubble_share must be in [0, 1), not {bubble_share}.")
+    if not 0 < roofline_ceiling <= 1:
+        raise ValueError(f"roofline_ceiling must be in (0, 1], not {roofline_ceiling}.")
+    h = hfu(mfu, cfg, seq_len, recompute)
+    memory_bound = mfu / roofline_ceiling - mfu
+    rest = 1 - h - memory_bound - bubble_share
+    if rest < 0:
+        raise ValueError(f"MFU {mfu:.0%} with {recompute} recomputation and a "
+                         f"{bubble_share:.0%} bubble leaves no time for anything else.")
+    return {"model FLOPs at peak": mfu, "recomputation at peak": h - mfu,
+            "memory-bound work (roofline)": memory_bound, "pipeline bubble": bubble_share,
+            "everything else": rest}

@@ -193,3 +193,65 @@ def ep_all_to_all_bytes(experts: list[list[int]], experts_per_rank: int,
         arriving = sum(d == r for s in range(world) if s != r for d in dest[s])
         out.append({"dispatch": leaving * row_bytes, "combine": arriving * row_bytes})
     return out
+
+
+# ------------------------------------------------------------ the global batch
+
+#: DeepSeek-V3 report 4.2: the batch grows from 3,072 to 15,360 sequences over the first
+#: 469B tokens, then stays at 15,360; sequences are 4K tokens in pre-training (14.8T tokens).
+V3_BATCH = dict(start=3072, end=15360, ramp_tokens=469e9, seq_len=4096, tokens=14.8e12)
+#: The report does not give DeepSeek-V3's micro-batch size; the course assumes one 4K
+#: sequence per micro-batch (the smallest whole-sequence unit).
+V3_MICRO_BATCH = 1
+
+
+def global_batch(micro_batch: int, accumulation: int, dp: int) -> int:
+    """Sequences per optimizer step: micro-batch x accumulation steps x data-parallel
+    copies. (With pipeline parallelism, the micro-batches a pipeline runs per step are the
+    accumulation steps.)"""
+    if min(micro_batch, accumulation, dp) < 1:
+        raise ValueError(f"micro_batch, accumulation and dp must be at least 1; got "
+                         f"{micro_batch}, {accumulation}, {dp}.")
+    return micro_batch * accumulation * dp
+
+
+def accumulation_steps(global_sequences: int, micro_batch: int, dp: int) -> int:
+    """Micro-batches each data-parallel copy (each pipeline) runs per optimizer step."""
+    if min(global_sequences, micro_batch, dp) < 1:
+        raise ValueError("global batch, micro_batch and dp must be at least 1.")
+    per_copy, left = divmod(global_sequences, micro_batch * dp)
+    if left or not per_copy:
+        raise ValueError(f"A global batch of {global_sequences:,} sequences does not split "
+                         f"into micro-batches of {micro_batch} over {dp} data-parallel "
+                         f"copies ({global_sequences / (micro_batch * dp):g} each).")
+    return per_copy
+
+
+def v3_batch(tokens_seen: float) -> float:
+    """DeepSeek-V3's batch (sequences) after `tokens_seen` training tokens. The report
+    gives only the end points; the course assumes a linear ramp in tokens."""
+    b = V3_BATCH
+    if tokens_seen < 0:
+        raise ValueError("tokens_seen cannot be negative.")
+    if tokens_seen >= b["ramp_tokens"]:
+        return float(b["end"])
+    return b["start"] + (b["end"] - b["start"]) * tokens_seen / b["ramp_tokens"]
+
+
+def v3_steps() -> dict:
+    """Optimizer steps of DeepSeek-V3's pre-training: during the (assumed linear) ramp,
+    steps = integral of d tokens / (batch(tokens) x seq_len), in closed form; after it,
+    remaining tokens / (15,360 x 4,096)."""
+    b = V3_BATCH
+    slope = (b["end"] - b["start"]) / b["ramp_tokens"]
+    ramp = math.log(b["end"] / b["start"]) / (slope * b["seq_len"])
+    after = (b["tokens"] - b["ramp_tokens"]) / (b["end"] * b["seq_len"])
+    return {"ramp": ramp, "after": after, "total": ramp + after}
+
+
+def v3_microbatches(sequences: int | None = None, layout: Layout = DEEPSEEK_V3_LAYOUT,
+                    micro_batch: int = V3_MICRO_BATCH) -> int:
+    """Micro-batches per pipeline per step for DeepSeek-V3 (full batch by default):
+    15,360 / (128 DP x 1) = 120."""
+    return accumulation_steps(V3_BATCH["end"] if sequences is None else sequences,
+                              micro_batch, layout.dp)

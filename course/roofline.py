@@ -234,6 +234,69 @@ def prefill_step(cfg, seq_len: int, batch: int = 1, weight_bytes: float = 2,
               (batch, seq_len))
 
 
+def elementwise(name: str, elements: float, reads: int, writes: int, flops_per_element: float,
+                dtype_bytes: float = 2) -> Op:
+    """An elementwise pass over `elements` numbers: each read `reads` tensors and wrote
+    `writes`; a few FLOPs per element, so far below any GPU's ridge."""
+    return Op(name, flops_per_element * elements, (reads + writes) * elements * dtype_bytes)
+
+
+def moe_layer_ops(cfg, tokens: int = 4096, seq_len: int = 4096, ep: int = 1,
+                  dtype_bytes: float = 2) -> list[Op]:
+    """The forward pass of one MoE transformer layer of an MLA model on one GPU that holds
+    `tokens` tokens (sequences of `seq_len`) and N_r / ep of the routed experts, each of
+    which receives `tokens_per_expert(tokens, cfg, ep)` tokens. Matmuls and the fused
+    attention core, plus the elementwise work between them (RMSNorms: ~4 FLOPs per element,
+    one tensor read, one written; SwiGLU's gate: ~5 FLOPs, two read, one written; residual
+    adds: two read, one written)."""
+    cfg = load_config(cfg)
+    if cfg.attention_kind != "mla" or not cfg.is_moe:
+        raise ValueError(f"{cfg.name} is not an MLA mixture of experts like DeepSeek-V3.")
+    if tokens < 1 or seq_len < 1 or tokens % seq_len:
+        raise ValueError(f"tokens ({tokens}) must be a whole number of {seq_len}-token "
+                         "sequences.")
+    t, d, h, b = tokens, cfg.hidden_size, cfg.num_heads, dtype_bytes
+    qk, rope = cfg.qk_nope_head_dim + cfg.qk_rope_head_dim, cfg.qk_rope_head_dim
+    dq, dc, inter = cfg.q_lora_rank, cfg.kv_lora_rank, cfg.moe_intermediate_size
+    tpe = tokens_per_expert(t, cfg, ep)
+    local_experts = cfg.n_routed_experts // ep
+    attn = attention_prefill(cfg, seq_len, t // seq_len, b)
+    experts = moe_expert(cfg, tpe, b).scaled(local_experts,
+                                             f"{local_experts} routed experts × {tpe:,.0f} tokens")
+    swiglu_elems = (local_experts * tpe + cfg.n_shared_experts * t) * inter
+    return [
+        elementwise("RMSNorms", 2 * t * d + t * (dq + dc), 1, 1, 4, b),
+        matmul(t, d, dq + dc + rope, b, name="q, kv down-projections"),
+        matmul(t, dq, h * qk, b, name="q up-projection"),
+        matmul(t, dc, h * (cfg.qk_nope_head_dim + cfg.v_head_dim), b, name="kv up-projection"),
+        attn.scaled(1 / cfg.num_layers, "attention core (fused)"),
+        matmul(t, h * cfg.v_head_dim, d, b, name="output projection"),
+        elementwise("residual adds", 2 * t * d, 2, 1, 1, b),
+        matmul(t, d, cfg.n_routed_experts, b, name="router"),
+        experts,
+        moe_expert(cfg, t, b).scaled(cfg.n_shared_experts, "shared expert"),
+        elementwise("SwiGLU gates", swiglu_elems, 2, 1, 5, b),
+    ]
+
+
+def time_shares(ops, gpu_name, precision: str = "bf16") -> list[dict]:
+    """Each op's share of the FLOPs and of the time at the roofline (every kernel perfect:
+    max(FLOPs / peak, bytes / bandwidth))."""
+    m = machine(gpu_name, precision)
+    secs = [seconds(op, m) for op in ops]
+    total_f, total_s = sum(op.flops for op in ops), sum(secs)
+    return [dict(label=op.name, flops_share=op.flops / total_f, time_share=s / total_s,
+                 bound=bound(op, m), intensity=op.intensity, seconds=s)
+            for op, s in zip(ops, secs)]
+
+
+def roofline_mfu(ops, gpu_name, precision: str = "bf16") -> float:
+    """The best MFU these ops allow even with perfect kernels: FLOPs at peak over the
+    roofline time of all of them, run one after another."""
+    m = machine(gpu_name, precision)
+    return sum(op.flops for op in ops) / (m.tflops * 1e12) / sum(seconds(op, m) for op in ops)
+
+
 # ------------------------------------------------------------------- the learner's machine
 
 _MEASURED: dict[tuple, Machine] = {}

@@ -134,3 +134,51 @@ def test_widget_updates_and_reports_errors():
     assert list(live.fig.data[0].y) != before
     live.apply(gpu_name="A100", precision="fp8")
     assert live.error and "fp8" in live.error
+
+
+# ------------------------------------------------------------------ MFU vs HFU (issue 18)
+
+
+def test_selective_recompute_counts_mla_up_projections_with_torch():
+    cfg = load_config("deepseek-v3")
+    t, h = 8, cfg.num_heads
+    cq = torch.empty(t, cfg.q_lora_rank, device="meta")
+    ckv = torch.empty(t, cfg.kv_lora_rank, device="meta")
+    w_uq = torch.empty(cfg.q_lora_rank, h * 192, device="meta")
+    w_ukv = torch.empty(cfg.kv_lora_rank, h * (128 + 128), device="meta")
+    with FlopCounterMode(display=False) as fc:
+        cq @ w_uq, ckv @ w_ukv
+    per_token = fc.get_total_flops() / t * cfg.num_layers
+    assert compute.recompute_flops_per_token(cfg, 4096, "selective") == per_token
+    assert per_token == 6_652_166_144  # 2 x 61 x (1536 x 128 x 192 + 512 x 128 x 256)
+    assert compute.recompute_flops_per_token("llama-3-8b", 4096, "selective") == 0
+
+
+def test_hfu_exceeds_mfu_by_the_recomputed_share():
+    mfu = compute.ISCA25_MFU["causal"]
+    assert compute.hfu(mfu, "deepseek-v3", recompute="none") == mfu
+    sel = compute.hfu(mfu, "deepseek-v3", recompute="selective")
+    assert mfu < sel < 1.03 * mfu  # V3 recomputes only cheap parts (report 3.2.3)
+    # full recomputation runs the forward twice: 4 passes' worth instead of 3
+    assert compute.hfu(mfu, "deepseek-v3", recompute="full") == pytest.approx(mfu * 4 / 3)
+    with pytest.raises(ValueError, match="recompute must be"):
+        compute.hfu(mfu, "deepseek-v3", recompute="some")
+
+
+def test_mfu_against_the_roofline_peak_matches_the_bill():
+    flops = compute.training_flops("deepseek-v3", V3["tokens"])
+    achieved = compute.achieved_tflops(flops, V3["pretrain_gpu_hours"])
+    assert compute.mfu_against_roofline(achieved, "H800") == pytest.approx(
+        compute.implied_mfu(flops, V3["pretrain_gpu_hours"], 989.4))
+    # the bill's MFU agrees with ISCA '25 Table 4's measured 38.94% (causal)
+    assert compute.mfu_against_roofline(achieved) == pytest.approx(
+        compute.ISCA25_MFU["causal"], abs=0.005)
+
+
+def test_time_budget_sums_to_one_and_refuses_impossible_shares():
+    b = compute.time_budget(0.39, "deepseek-v3", bubble_share=0.03, roofline_ceiling=0.94)
+    assert sum(b.values()) == pytest.approx(1.0)
+    assert b["memory-bound work (roofline)"] == pytest.approx(0.39 / 0.94 - 0.39)
+    assert b["everything else"] > 0.5
+    with pytest.raises(ValueError, match="leaves no time"):
+        compute.time_budget(0.9, "deepseek-v3", bubble_share=0.2)

@@ -96,3 +96,43 @@ def test_widget_shows_bad_layout_and_keeps_figure():
     assert [t.y for t in live.fig.data[:4]] == good
     live.apply(pp=16, ep=8)
     assert live.error is None and live.result["replicas"]["experts_per_gpu"] == 32
+
+
+# ------------------------------------------------------------- the global batch (issue 18)
+
+
+def test_global_batch_is_micro_batch_times_accumulation_times_dp():
+    from course import parallel
+
+    assert parallel.global_batch(1, 120, 128) == 15_360
+    assert parallel.accumulation_steps(15_360, 1, 128) == 120
+    assert parallel.accumulation_steps(15_360, 2, 128) == 60
+    with pytest.raises(ValueError, match="does not split"):
+        parallel.accumulation_steps(15_360, 7, 128)
+
+
+def test_v3_batch_schedule_and_micro_batches_per_pipeline():
+    from course import parallel
+    from course.pipeline import simulate
+
+    # report 4.2: 3,072 -> 15,360 sequences over the first 469B tokens
+    assert parallel.v3_batch(0) == 3072 and parallel.v3_batch(469e9) == 15360
+    assert parallel.v3_batch(14e12) == 15360
+    assert parallel.v3_microbatches() == 120 and parallel.v3_microbatches(3072) == 24
+    # at the ramp's start a pipeline has fewer micro-batches than DualPipe's 2 x PP
+    with pytest.raises(ValueError, match="at least 2 x stages"):
+        simulate("dualpipe", 16, parallel.v3_microbatches(3072), f=1, b=2, w=1, fb=2.5)
+
+
+def test_v3_step_count_closed_form_matches_a_numerical_sum():
+    import numpy as np
+
+    from course import parallel
+
+    b = parallel.V3_BATCH
+    edges = np.linspace(0, b["ramp_tokens"], 200_001)
+    mid = (edges[1:] + edges[:-1]) / 2
+    numeric = np.sum(np.diff(edges) / (np.vectorize(parallel.v3_batch)(mid) * b["seq_len"]))
+    steps = parallel.v3_steps()
+    assert steps["ramp"] == pytest.approx(numeric, rel=1e-6)
+    assert steps["after"] == pytest.approx((14.8e12 - 469e9) / (15360 * 4096))

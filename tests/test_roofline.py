@@ -289,3 +289,32 @@ def test_widget_is_fast():
     for t in (1, 10, 100, 1000, 10000):
         live.apply(tokens=t, seq_len=100 * t + 128)
     assert (time.perf_counter() - start) / 5 < 0.3  # < 100 ms on an idle laptop
+
+
+def test_moe_layer_ops_count_the_layers_matmul_weights():
+    from course import compute
+    from course.memory import ffn_params
+
+    cfg = load_config("deepseek-v3")
+    t = 4096
+    ops = roofline.moe_layer_ops(cfg, t, 4096, ep=64)
+    matmuls = [op for op in ops if "RMSNorm" not in op.name and "adds" not in op.name
+               and "SwiGLU" not in op.name and "attention" not in op.name]
+    experts = cfg.experts_per_token + cfg.n_shared_experts
+    params = (compute._attention_params(cfg) + experts * ffn_params(7168, 2048)
+              + 7168 * cfg.n_routed_experts)
+    assert sum(op.flops for op in matmuls) == pytest.approx(2 * params * t)
+    # the elementwise work does almost no FLOPs but takes real time at the roofline
+    shares = roofline.time_shares(ops, "H800")
+    small = [s for s in shares if s["bound"] == "memory"]
+    assert sum(s["flops_share"] for s in small) < 0.01 < sum(s["time_share"] for s in small)
+    assert sum(s["time_share"] for s in shares) == pytest.approx(1.0)
+
+
+def test_expert_parallelism_is_what_makes_experts_compute_bound():
+    # EP64 gathers 64 GPUs' tokens for each expert: 8,192 instead of 128 tokens
+    with_ep = roofline.roofline_mfu(roofline.moe_layer_ops("deepseek-v3", ep=64), "H800")
+    without = roofline.roofline_mfu(roofline.moe_layer_ops("deepseek-v3", ep=1), "H800")
+    assert with_ep > 0.9 and without < 0.6
+    with pytest.raises(ValueError, match="whole number"):
+        roofline.moe_layer_ops("deepseek-v3", tokens=1000, seq_len=4096)
