@@ -27,8 +27,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from course import validate
+
 #: Formats by name; E4M3 is the OCP/NVIDIA "fn" variant (no infinities, max 448).
 DTYPES = {"e4m3": torch.float8_e4m3fn, "e5m2": torch.float8_e5m2, "bf16": torch.bfloat16}
+MAX_ELEMENTS = 2**24  # largest generated activation (tokens x channels), 64 MB in FP32
 TILE = (1, 128)  # activations: per token, per 128 channels (report §3.3.2)
 BLOCK = (128, 128)  # weights: per 128 input × 128 output channels
 
@@ -76,9 +79,20 @@ FORMATS = {"e4m3": FormatSpec("E4M3", 4, 3, False), "e5m2": FormatSpec("E5M2", 5
 
 
 def _dtype(fmt: str) -> torch.dtype:
-    if fmt not in DTYPES:
-        raise ValueError(f"fmt must be one of {', '.join(DTYPES)}, not {fmt!r}.")
-    return DTYPES[fmt]
+    return DTYPES[validate.choice("fmt", fmt, DTYPES)]
+
+
+def _tensor(name: str, x, finite: bool = True) -> torch.Tensor:
+    """x as a tensor (lists and numpy arrays are converted); nan and inf are refused."""
+    if not torch.is_tensor(x):
+        try:
+            x = torch.as_tensor(x, dtype=torch.float32)
+        except (TypeError, ValueError, RuntimeError):
+            raise ValueError(f"{name} must be a tensor (or a list of numbers), "
+                             f"not {type(x).__name__}.") from None
+    if finite and x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} holds nan or inf: scaling needs finite values.")
+    return x
 
 
 def format_spec(fmt: str) -> FormatSpec:
@@ -100,6 +114,7 @@ def representable_values(fmt: str) -> torch.Tensor:
 def round_to(x: torch.Tensor, fmt: str) -> torch.Tensor:
     """Round `x` to the nearest value of `fmt` (saturating at ±max), back in float32."""
     limit = format_spec(fmt).max
+    x = _tensor("x", x, finite=False)  # nan stays nan, as in the format itself
     return x.float().clamp(-limit, limit).to(_dtype(fmt)).float()
 
 
@@ -109,11 +124,16 @@ def round_to(x: torch.Tensor, fmt: str) -> torch.Tensor:
 def _check_block(x: torch.Tensor, block) -> tuple[int, int] | None:
     if block is None:
         return None
-    if len(block) != 2 or min(block) < 1:
-        raise ValueError("block must be None, (1, 128), (128, 128) or another (rows, cols).")
+    allowed = "None, (1, 128), (128, 128) or another (rows, cols) of whole numbers ≥ 1"
+    if not isinstance(block, (tuple, list)) or len(block) != 2:
+        raise ValueError(f"block must be {allowed}, not {block!r}.")
+    try:
+        rows, cols = (validate.positive_int("block", b) for b in block)
+    except ValueError:
+        raise ValueError(f"block must be {allowed}, not {block!r}.") from None
     if x.dim() < 2:
         raise ValueError("Tile or block scaling needs a tensor with at least 2 dimensions.")
-    return int(block[0]), int(block[1])
+    return rows, cols
 
 
 def _blocks(x2d: torch.Tensor, bm: int, bn: int) -> torch.Tensor:
@@ -141,6 +161,13 @@ def quantize(x: torch.Tensor, fmt: str = "e4m3", block=None) -> tuple[torch.Tens
     leading dimensions flattened into R rows. Returns (q in the FP8 dtype, FP32 scale),
     and x ≈ dequantize(q, scale, block). An all-zero group gets scale 1.
     """
+    x = _tensor("x", x)
+    _check_block(x, block)
+    return _quantize(x, fmt, block)
+
+
+def _quantize(x: torch.Tensor, fmt: str, block) -> tuple[torch.Tensor, torch.Tensor]:
+    """`quantize` without the argument checks (FP8Linear calls it three times per step)."""
     fmax, dtype = format_spec(fmt).max, _dtype(fmt)
     x = x.float()
     blk = _check_block(x, block)
@@ -173,6 +200,8 @@ def to_float(q: torch.Tensor) -> torch.Tensor:
 
 def dequantize(q: torch.Tensor, scale: torch.Tensor, block=None) -> torch.Tensor:
     """Undo `quantize`: q (..., C) times its scales, in float32, same shape as q."""
+    if not (torch.is_tensor(q) and torch.is_tensor(scale)):
+        raise ValueError("dequantize takes the tensors q and scale that quantize returned.")
     blk = _check_block(q, block)
     if blk is None:
         return to_float(q) * scale
@@ -188,6 +217,7 @@ def quantization_error(x: torch.Tensor, fmt: str = "e4m3", block=None) -> dict:
     """How a quantize→dequantize round trip hurts x: mean of |x̂−x|/|x| over non-zero
     entries (the typical entry's error), norm-wise ‖x̂−x‖/‖x‖ (dominated by the largest
     entries), and the fraction of non-zero entries flushed to zero (underflow)."""
+    x = _tensor("x", x).float()
     xh = dequantize(*quantize(x, fmt, block), block)
     nonzero = x != 0
     rel = (xh - x).abs()[nonzero] / x.abs()[nonzero]
@@ -202,6 +232,7 @@ SCALINGS = {"per tensor": None, "1×128 tiles": TILE, "128×128 blocks": BLOCK}
 def compare_scalings(outlier: float = 1e4, fmt: str = "e4m3", tokens: int = 256,
                      channels: int = 512, seed: int = 0) -> dict:
     """`quantization_error` of one activation with an outlier, for each of `SCALINGS`."""
+    _dtype(fmt)
     x = activations_with_outlier(tokens, channels, outlier, seed)
     return {label: quantization_error(x, fmt, block) for label, block in SCALINGS.items()}
 
@@ -210,9 +241,12 @@ def activations_with_outlier(tokens: int = 256, channels: int = 512, outlier: fl
                              seed: int = 0) -> torch.Tensor:
     """A (tokens, channels) activation: N(0, 1) entries plus one token with one huge
     channel of size `outlier` (the outliers LLM activations are known for)."""
-    if outlier <= 0 or tokens < 1 or channels < 1:
-        raise ValueError("outlier, tokens and channels must all be positive.")
-    g = torch.Generator().manual_seed(seed)
+    outlier = validate.positive("outlier", outlier)
+    tokens = validate.integer("tokens", tokens, 1, MAX_ELEMENTS)
+    channels = validate.integer("channels", channels, 1, MAX_ELEMENTS // tokens)
+    if outlier > torch.finfo(torch.float32).max:
+        raise ValueError(f"outlier must fit in float32 (≤ 3.4e38), not {outlier:g}.")
+    g = torch.Generator().manual_seed(validate.integer("seed", seed, 0, 2**63 - 1))
     x = torch.randn(tokens, channels, generator=g)
     x[tokens // 3, channels // 5] = outlier
     return x
@@ -236,8 +270,8 @@ class _FP8LinearFn(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x2d, weight, fmt):
-        qx, sx = quantize(x2d, fmt, TILE)  # 1x128 tiles along the input channels
-        qw, sw = quantize(weight, fmt, BLOCK)  # 128x128 blocks
+        qx, sx = _quantize(x2d, fmt, TILE)  # 1x128 tiles along the input channels
+        qw, sw = _quantize(weight, fmt, BLOCK)  # 128x128 blocks
         ctx.save_for_backward(qx, sx, qw, sw)  # activations are cached in FP8 (§3.3.3)
         ctx.fmt = fmt
         return fp8_matmul(qx, sx, qw, sw, TILE, BLOCK)  # Fprop
@@ -248,12 +282,12 @@ class _FP8LinearFn(torch.autograd.Function):
         fmt = ctx.fmt
         # Dgrad: dX = dY W, reduction over the output channels: tiles of dY along them,
         # and the same 128x128 weight blocks read transposed.
-        qg, sg = quantize(grad_out, fmt, TILE)
+        qg, sg = _quantize(grad_out, fmt, TILE)
         grad_x = dequantize(qg, sg, TILE) @ dequantize(qw, sw, BLOCK)
         # Wgrad: dW = dYᵀ X, reduction over tokens: both operands re-tiled 1x128 along
         # tokens (the report's 1x128 → 128x1 re-tiling), from the cached FP8 activations.
-        qgt, sgt = quantize(grad_out.t(), fmt, TILE)
-        qxt, sxt = quantize(dequantize(qx, sx, TILE).t(), fmt, TILE)
+        qgt, sgt = _quantize(grad_out.t(), fmt, TILE)
+        qxt, sxt = _quantize(dequantize(qx, sx, TILE).t(), fmt, TILE)
         grad_w = fp8_matmul(qgt, sgt, qxt, sxt, TILE, TILE)
         return grad_x, grad_w, None
 
@@ -263,13 +297,19 @@ class FP8Linear(nn.Linear):
     scales; the master weight `.weight` stays FP32 (report §3.3.3). x (..., in) → (..., out)."""
 
     def __init__(self, in_features: int, out_features: int, fmt: str = "e4m3"):
-        super().__init__(in_features, out_features, bias=False)
+        in_features = validate.positive_int("in_features", in_features)
+        out_features = validate.positive_int("out_features", out_features)
         format_spec(fmt)
+        super().__init__(in_features, out_features, bias=False)
         if fmt == "bf16":
             raise ValueError("FP8Linear computes in e4m3 or e5m2; use precision='bf16' for BF16.")
         self.fmt = fmt
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1:] != (self.in_features,):
+            raise ValueError(f"FP8Linear({self.in_features} → {self.out_features}) needs inputs "
+                             f"whose last dimension is {self.in_features}, got shape "
+                             f"{tuple(x.shape)}.")
         x2d = x.reshape(-1, self.in_features)
         y = _FP8LinearFn.apply(x2d, self.weight, self.fmt)
         return y.view(*x.shape[:-1], self.out_features).to(x.dtype)

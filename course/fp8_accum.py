@@ -28,7 +28,10 @@ import time
 import numpy as np
 import torch
 
-from course import fp8
+from course import fp8, validate
+
+PRECISIONS = ("fp32", "bf16", "fp8")
+MAX_PRODUCTS = 2**24  # m x n x K products held in float64 at once: 128 MB
 
 
 def truncate(x: torch.Tensor, exponent: torch.Tensor, mant_bits: int) -> torch.Tensor:
@@ -50,6 +53,10 @@ def scaled_gemm(qa, sa, qb, sb, a_block=fp8.TILE, b_block=fp8.TILE) -> torch.Ten
     Products of each K-group are summed in FP32, then multiplied by that group's scales
     (the report's promotion to CUDA cores, Fig. 7b) and added up. Returns (M, N) float32.
     """
+    if not all(torch.is_tensor(t) and t.dim() == 2 for t in (qa, sa, qb, sb)) \
+            or qa.shape[1] != qb.shape[1]:
+        raise ValueError("scaled_gemm takes 2-D qa (M, K), qb (N, K) with the same K and "
+                         "their 2-D scales, as fp8.quantize returns them.")
     M, K = qa.shape
     N, G, gk = qb.shape[0], -(-K // a_block[1]), a_block[1]
     if a_block[1] != b_block[1] or sa.shape[1] != G or sb.shape[1] != G:
@@ -67,6 +74,9 @@ def limited_accumulate(products: torch.Tensor, mant_bits: int = 14, n_c: int | N
                        group: int = 32) -> torch.Tensor:
     """Sum each row of `products` (n, K) as the emulated tensor core would; returns (n,)
     float64. n_c=None: never promote (the whole row in the narrow accumulator)."""
+    n_c = validate.optional(validate.positive_int, "n_c", n_c)
+    if not torch.is_tensor(products) or products.dim() != 2:
+        raise ValueError("products must be a 2-D (rows, K) tensor.")
     promote = torch.full((products.shape[0],), n_c is not None)
     return running_sums(products, mant_bits, n_c or group, promote, group)[:, -1]
 
@@ -75,9 +85,11 @@ def running_sums(products: torch.Tensor, mant_bits: int, n_c: int, promote: torc
                  group: int = 32) -> torch.Tensor:
     """The emulated sum of each row's first `group`, 2·`group`, ... products: (n, K/group)
     float64. Rows where `promote` (n,) is True are promoted to FP32 every n_c products."""
-    if mant_bits < 1 or group < 1 or n_c < group or n_c % group:
-        raise ValueError("mant_bits and group must be positive; N_C a multiple of the "
-                         f"{group}-element MMA step.")
+    mant_bits = validate.integer("mant_bits", mant_bits, 1, 64)  # > 52: exact in float64
+    group = validate.positive_int("group", group)
+    n_c = validate.positive_int("n_c", n_c)
+    if n_c < group or n_c % group:
+        raise ValueError(f"N_C must be a multiple of the {group}-element MMA step, not {n_c}.")
     p = products.double()
     total = torch.zeros(p.shape[0], dtype=torch.float32)  # FP32 registers on CUDA cores
     acc = torch.zeros(p.shape[0], dtype=torch.float64)
@@ -97,7 +109,12 @@ def running_sums(products: torch.Tensor, mant_bits: int, n_c: int, promote: torc
 
 def random_operands(m: int, n: int, k: int, dist: str = "uniform", seed: int = 0):
     """E4M3 matrices A (m, k), B (n, k) for the experiment, as exact float64."""
-    g = torch.Generator().manual_seed(seed)
+    m, n, k = (validate.positive_int(name, x) for name, x in (("m", m), ("n", n), ("k", k)))
+    if m * n * k > MAX_PRODUCTS:
+        raise ValueError(f"m x n x K = {m * n * k:,} products is more than this emulation's "
+                         f"{MAX_PRODUCTS:,}; use smaller matrices.")
+    validate.choice("dist", dist, ("uniform", "normal"))
+    g = torch.Generator().manual_seed(validate.integer("seed", seed, 0, 2**63 - 1))
     if dist == "uniform":
         a, b = torch.rand(m, k, generator=g), torch.rand(n, k, generator=g)
     elif dist == "normal":
@@ -112,8 +129,7 @@ def accumulation_error(k: int = 4096, mant_bits: int = 14, n_c: int | None = Non
     """Relative error of every A Bᵀ entry against exact float64: max and median of
     |got − exact| / max|exact| (normalised by the largest entry, so a near-zero output of a
     zero-mean sum does not make the ratio meaningless)."""
-    if not 32 <= k <= 65536:
-        raise ValueError("K must be between 32 and 65536.")
+    k = validate.integer("K", k, 32, 65536)
     a, b = random_operands(m, n, k, dist, seed)
     products = (a[:, None, :] * b[None, :, :]).reshape(m * n, k)  # exact in float64
     exact = products.sum(1)
@@ -126,8 +142,9 @@ def accumulation_error(k: int = 4096, mant_bits: int = 14, n_c: int | None = Non
 def error_vs_k(ks, mant_bits: int = 14, n_c: int | None = None, dist: str = "uniform",
                m: int = 8, n: int = 8) -> np.ndarray:
     """Max relative error for each K in `ks` (the curve the notebook draws)."""
-    return np.array([accumulation_error(int(k), mant_bits, n_c, dist, m, n)["max"]
-                     for k in ks])
+    if isinstance(ks, (str, bytes)) or not hasattr(ks, "__iter__"):
+        raise ValueError(f"ks must be a list of K values, not {ks!r}.")
+    return np.array([accumulation_error(k, mant_bits, n_c, dist, m, n)["max"] for k in ks])
 
 
 def accumulation_curves(k_max: int = 4096, mant_bits: int = 14, n_c: int = 128,
@@ -135,8 +152,9 @@ def accumulation_curves(k_max: int = 4096, mant_bits: int = 14, n_c: int = 128,
     """Max relative error against K = k_min, 2·k_min, ..., k_max, without promotion and
     with promotion every n_c, in one pass: the sum over K products is the running sum of
     the first K products of one k_max-long row (size×size outputs; fast for a slider)."""
-    if not 32 <= k_min <= k_max <= 65536:
-        raise ValueError(f"K must be between {max(k_min, 32)} and 65536.")
+    k_min = validate.integer("k_min", k_min, 32, 65536)
+    k_max = validate.integer("k_max", k_max, k_min, 65536)
+    size = validate.integer("size", size, 1, 64)
     ks = [k_min * 2**i for i in range(int(np.log2(k_max // k_min)) + 1)]
     a, b = random_operands(size, size, ks[-1], dist)
     products = (a[:, None, :] * b[None, :, :]).reshape(size * size, ks[-1])
@@ -155,7 +173,10 @@ def linear_gemm_errors(in_features: int = 256, out_features: int = 512, tokens: 
                        seed: int = 0) -> dict:
     """Relative error (‖·‖ norm) of an FP8Linear's Fprop, Dgrad and Wgrad outputs against
     the same layer computed in FP32, for random inputs and output gradients."""
-    g = torch.Generator().manual_seed(seed)
+    for name, x in (("in_features", in_features), ("out_features", out_features),
+                    ("tokens", tokens)):
+        validate.integer(name, x, 1, 8192)
+    g = torch.Generator().manual_seed(validate.integer("seed", seed, 0, 2**63 - 1))
     layer = fp8.FP8Linear(in_features, out_features)
     w = torch.randn(out_features, in_features, generator=g) * 0.02
     layer.weight.data.copy_(w)
@@ -202,7 +223,9 @@ def gemm_benchmark(n: int = 8192, repeats: int = 20, seed: int = 0) -> dict:
     if not fp8_gemm_supported():
         raise RuntimeError("The FP8 GEMM needs a CUDA GPU with FP8 tensor cores "
                            "(compute capability 8.9+, e.g. H100/H200); none is visible here.")
-    if n < 16 or n % 16:
+    n = validate.integer("n", n, 16, 65536)
+    repeats = validate.integer("repeats", repeats, 1, 10_000)
+    if n % 16:
         raise ValueError("n must be a positive multiple of 16 for the FP8 tensor cores.")
     g = torch.Generator(device="cuda").manual_seed(seed)
     a = torch.randn(n, n, device="cuda", generator=g)
@@ -223,9 +246,15 @@ def gemm_benchmark(n: int = 8192, repeats: int = 20, seed: int = 0) -> dict:
 # ------------------------------------------------------------- toy training comparison
 
 
-@functools.lru_cache(maxsize=16)
 def train_precision(precision: str, steps: int = 150, seed: int = 0):
     """Train the course's model (`course.train`) with every linear in `precision`; cached."""
+    validate.choice("precision", precision, PRECISIONS)
+    return _train_precision(precision, validate.integer("steps", steps, 1, 100_000),
+                            validate.integer("seed", seed, 0, 2**31 - 1))
+
+
+@functools.lru_cache(maxsize=16)
+def _train_precision(precision: str, steps: int, seed: int):
     from course.train import tiny_config, train_lm
 
     return train_lm(tiny_config(precision=precision), steps=steps, seed=seed)
@@ -234,9 +263,11 @@ def train_precision(precision: str, steps: int = 150, seed: int = 0):
 def compare_precisions(steps: int = 150, seed: int = 0, last: int = 20) -> dict:
     """FP32, BF16 and FP8 runs from the same seed; relative gap of each one's mean loss over
     the `last` steps and of its validation loss, against the BF16 run (the report's baseline)."""
+    steps = validate.integer("steps", steps, 1, 100_000)
+    last = validate.integer("last", last)
     if not 1 <= last <= steps:
         raise ValueError("last must be between 1 and the number of steps.")
-    runs = {p: train_precision(p, steps, seed) for p in ("fp32", "bf16", "fp8")}
+    runs = {p: train_precision(p, steps, seed) for p in PRECISIONS}
     base = runs["bf16"]
 
     def gap(r):

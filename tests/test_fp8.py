@@ -123,6 +123,22 @@ def test_zero_tensor_and_bad_input():
         dequantize(*quantize(torch.ones(4, 256), "e4m3", TILE)[:1], torch.ones(4, 1), TILE)
     with pytest.raises(ValueError):
         fp8.activations_with_outlier(outlier=0)
+    for block in (128, (1.5, 2), (0, 128), ("1", 128), (1, 2, 3)):
+        with pytest.raises(ValueError, match="block must be None"):
+            quantize(torch.ones(4, 4), "e4m3", block)
+    with pytest.raises(ValueError, match="nan or inf"):
+        quantize(torch.tensor([[1.0, float("nan")]]), "e4m3", TILE)
+    with pytest.raises(ValueError, match="must be a tensor"):
+        quantize("abc")
+    with pytest.raises(ValueError, match="last dimension is 8"):
+        fp8.FP8Linear(8, 4)(torch.ones(3, 5))
+
+
+def test_a_list_is_quantized_like_a_tensor():
+    x = [[0.5, -3.0, 7.25], [1e-3, 0.0, 2.0]]
+    q, s = quantize(x, "e4m3", (1, 2))
+    q2, s2 = quantize(torch.tensor(x), "e4m3", (1, 2))
+    assert torch.equal(q.float(), q2.float()) and torch.equal(s, s2)
 
 
 # --------------------------------------------------------------------------- FP8 linear
