@@ -1,0 +1,88 @@
+"""Widgets for notebook 16. Each move trains the course's tiny model on the sorting task
+(`course.rl`, cached by its arguments), so the sliders update on release only and the
+runs report progress (step k of n, current reward)."""
+
+from __future__ import annotations
+
+import inspect
+
+import ipywidgets as W
+
+from course import rl
+from course.plots import rl as plots
+from course.presets import preset
+from course.widgets import LiveFigure, register_bench, slider
+
+#: learning rates the GRPO slider offers (the preset's default among them)
+LRS = (1e-4, 3e-4, 1e-3, 3e-3)
+
+
+def _live(controls, compute, draw, fig, summary) -> LiveFigure:
+    # LiveFigure(progress=True) passes `progress` to compute and shows a bar; older
+    # versions without it still run the compute (with no bar).
+    if "progress" in inspect.signature(LiveFigure).parameters:
+        return LiveFigure(controls, compute, draw, fig, summary=summary, progress=True)
+    return LiveFigure(controls, compute, draw, fig, summary=summary)
+
+
+def imitation(quality: float, progress=None) -> rl.SFTRun:
+    """SFT on demonstrations of which a share `quality` is correct."""
+    return rl.sft(round(float(quality), 2), progress=progress)
+
+
+def _draw_imitation(fig, run) -> None:
+    fig.data[0].x, fig.data[0].y = run.eval_steps, run.accuracy
+    fig.data[1].x, fig.data[1].y = [0, run.eval_steps[-1]], [run.demo_quality] * 2
+
+
+def _summary_imitation(run) -> str:
+    return (f"demonstrations correct <b>{run.demo_quality:.0%}</b> → SFT model, held-out "
+            f"(sampled) <b>{run.accuracy[-1]:.0%}</b> after {run.eval_steps[-1]} steps")
+
+
+@register_bench("rl_imitation", notebook="16", sweep=lambda: [
+    dict(quality=1.0), dict(quality=0.5), dict(quality=0.7)])
+def imitation_explorer(quality: float = 0.7) -> LiveFigure:
+    """Demonstration quality slider -> an SFT run: held-out accuracy against the demos'."""
+    controls = dict(quality=slider("demonstrations correct", 0.0, 1.0, quality, step=0.1,
+                                   slow=True, fmt=".0%"))
+    fig = plots.imitation_curves({"SFT": rl.SFTRun(None, [0], [0], [0], quality)})
+    fig.data[0].showlegend = False
+    return _live(controls, imitation, _draw_imitation, fig, _summary_imitation)
+
+
+def reinforcement(group: int, beta: float, eps: float, lr: float, quality: float,
+                  progress=None) -> dict:
+    """SFT on demonstrations of `quality`, then GRPO with these settings."""
+    base, run = rl.sft_then_grpo(round(float(quality), 2), group=int(group),
+                                 beta=round(float(beta), 4), eps=round(float(eps), 3),
+                                 lr=float(lr), progress=progress)
+    return dict(base=base, run=run)
+
+
+def _summary_reinforcement(result) -> str:
+    run = result["run"]
+    return (f"held-out accuracy <b>{run.accuracy[0]:.0%}</b> (SFT on "
+            f"{result['base'].demo_quality:.0%}-correct demos) → <b>{run.accuracy[-1]:.0%}"
+            f"</b> after {len(run.reward)} GRPO steps · mean KL to the reference "
+            f"{run.kl[-10:].mean():.3f} · response length {run.length[-10:].mean():.2f} "
+            f"tokens · {run.seconds:.1f} s")
+
+
+@register_bench("rl_grpo", notebook="16", sweep=lambda: [
+    dict(group=4), dict(beta=0.2), dict(eps=0.05), dict(lr=1e-3)])
+def grpo_explorer() -> LiveFigure:
+    """Sliders G, β, ε, learning rate and demonstration quality -> SFT then GRPO."""
+    p = preset("rl")
+    controls = dict(
+        group=slider("group size G", 2, 16, p["group"], step=2, slow=True),
+        beta=slider("KL weight β", 0.0, 0.2, 0.04, step=0.02, slow=True, fmt=".2f"),
+        eps=slider("clip ε", 0.05, 0.5, 0.2, step=0.05, slow=True, fmt=".2f"),
+        lr=W.SelectionSlider(description="learning rate", options=[(f"{v:g}", v) for v in LRS],
+                             value=p["grpo_lr"], continuous_update=False,
+                             style={"description_width": "initial"},
+                             layout=W.Layout(width="320px")),
+        quality=slider("SFT demos correct", 0.3, 1.0, 0.7, step=0.1, slow=True, fmt=".0%"),
+    )
+    return _live(controls, reinforcement, lambda fig, r: plots.draw_grpo(fig, r["run"]),
+                 plots.grpo_panels(), _summary_reinforcement)
