@@ -124,13 +124,13 @@ PRESETS: dict[str, dict[str, dict]] = {
     "rl": {
         "toy": dict(model=dict(d_model=64, n_layers=2, n_heads=4),
                     student=dict(d_model=32, n_layers=1, n_heads=2),
-                    n_demos=2000, sft_steps=300, sft_batch=64, sft_lr=3e-3,
-                    grpo_steps=60, group=8, prompts_per_step=8, grpo_lr=1e-3, inner_steps=2,
+                    n_terms=3, n_demos=2000, sft_steps=200, sft_batch=64, sft_lr=3e-3,
+                    grpo_steps=60, group=8, prompts_per_step=8, grpo_lr=3e-4, inner_steps=2,
                     eval_prompts=200, pass_n=16),
         "realistic": dict(model=dict(d_model=64, n_layers=2, n_heads=4),
                           student=dict(d_model=32, n_layers=1, n_heads=2),
-                          n_demos=2000, sft_steps=300, sft_batch=64, sft_lr=3e-3,
-                          grpo_steps=60, group=8, prompts_per_step=8, grpo_lr=1e-3,
+                          n_terms=3, n_demos=2000, sft_steps=200, sft_batch=64, sft_lr=3e-3,
+                          grpo_steps=60, group=8, prompts_per_step=8, grpo_lr=3e-4,
                           inner_steps=2, eval_prompts=200, pass_n=16),
     },
     # 15 · the toy server (course.serving): a seeded request stream served by the tiny
