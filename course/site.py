@@ -183,8 +183,8 @@ def execute_all(root: Path, pages: list[Page], jobs: int, force: bool, timeout: 
                 log(f"  {page.stem}: {'ok' if ok else 'FAILED'} in {seconds:.0f} s"
                     + ("" if ok else f" ({message})"))
                 if ok:
-                    for old in dest.parent.glob(f"{page.stem}-*.ipynb"):
-                        if old != dest:
+                    for old in dest.parent.glob(f"{page.stem}-*"):
+                        if old != dest and old.suffix in (".ipynb", ".failed"):
                             old.unlink()
                     done[page.stem] = dest
                 else:
