@@ -14,11 +14,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from course import validate
 from course.configs import ModelConfig, gpu, load_config
+from course.params import ffn_params, param_count
 
 
 def kv_elements_per_token_per_layer(cfg: ModelConfig) -> int:
     """Cached numbers per token in one layer, for the config's own attention kind."""
+    cfg = load_config(cfg)
     if cfg.attention_kind == "mla":
         return cfg.kv_lora_rank + cfg.qk_rope_head_dim
     return 2 * cfg.num_kv_heads * cfg.head_dim
@@ -31,15 +34,14 @@ def kv_bytes_per_token(cfg, dtype_bytes: float = 2) -> int:
     70272
     """
     cfg = load_config(cfg)
-    if dtype_bytes <= 0:
-        raise ValueError("dtype_bytes must be positive.")
+    validate.positive("dtype_bytes", dtype_bytes)
     return int(round(kv_elements_per_token_per_layer(cfg) * cfg.num_layers * dtype_bytes))
 
 
 def kv_cache_bytes(cfg, seq_len: int, batch: int = 1, dtype_bytes: float = 2) -> int:
     """Bytes of cache for `batch` sequences of `seq_len` tokens: linear in both."""
-    if seq_len < 0 or batch < 1:
-        raise ValueError("seq_len must be ≥ 0 and batch ≥ 1.")
+    seq_len = validate.non_negative_int("seq_len", seq_len)
+    batch = validate.positive_int("batch", batch)
     return kv_bytes_per_token(cfg, dtype_bytes) * seq_len * batch
 
 
@@ -54,6 +56,7 @@ def mha_bytes_per_token(cfg, dtype_bytes: float = 2, materialised: bool = False)
     MLA's up-projections produce, i.e. what DeepSeek's attn_impl="naive" code caches.
     """
     cfg = load_config(cfg)
+    validate.positive("dtype_bytes", dtype_bytes)
     if materialised and cfg.attention_kind != "mla":
         raise ValueError("materialised=True needs an MLA model (it expands MLA's latent).")
     if materialised:
@@ -85,12 +88,11 @@ def tokens_that_fit(cfg, gpu_gb: float = 141, n_gpus: int = 1, weight_bytes: flo
                     kv_dtype_bytes: float = 2) -> int:
     """Tokens of cache (summed over all sequences) that fit in `n_gpus` GPUs of `gpu_gb`
     decimal GB beside the weights (`weight_bytes` per parameter; no activations, no
-    framework overhead). Weights from `course.memory.param_count`."""
-    from course.memory import param_count
-
+    framework overhead). Weights from `course.params.param_count`."""
     cfg = load_config(cfg)
-    if gpu_gb <= 0 or n_gpus < 1:
-        raise ValueError("GPU memory must be positive and n_gpus at least 1.")
+    validate.positive("gpu_gb", gpu_gb)
+    validate.positive_int("n_gpus", n_gpus)
+    validate.non_negative("weight_bytes", weight_bytes)
     free = gpu_gb * 1e9 * n_gpus - param_count(cfg).total * weight_bytes
     if free <= 0:
         raise ValueError(f"The weights alone ({param_count(cfg).total * weight_bytes / 1e9:,.0f}"
@@ -128,8 +130,9 @@ class DecodeCost:
 
 def attention_flops_per_token(cfg: ModelConfig, context: int, path: str = "absorbed") -> float:
     """FLOPs one new token spends attending over `context` cached tokens, all layers."""
-    if path not in DECODE_PATHS:
-        raise ValueError(f"path must be one of {', '.join(DECODE_PATHS)}, not {path!r}.")
+    cfg = load_config(cfg)
+    validate.choice("decode path", path, DECODE_PATHS)
+    context = validate.non_negative_int("context", context)
     h, S = cfg.num_heads, context
     if cfg.attention_kind != "mla":
         return cfg.num_layers * 4 * S * h * cfg.head_dim  # q.k and weights @ v
@@ -147,8 +150,8 @@ def weights_touched(cfg: ModelConfig, batch: int) -> float:
     """Parameters a decode step reads (no input embedding). In an MoE layer, `batch`
     tokens each picking k of N experts touch N(1 - (1 - k/N)^B) distinct experts on
     average (uniform routing)."""
-    from course.memory import ffn_params, param_count
-
+    cfg = load_config(cfg)
+    batch = validate.positive_int("batch", batch)
     pc = param_count(cfg)
     n = pc.active_without_embedding
     if cfg.is_moe:
@@ -163,13 +166,13 @@ def decode_step_cost(cfg, context: int, batch: int = 1, path: str = "absorbed",
                      weight_bytes: float = 2, kv_dtype_bytes: float = 2) -> DecodeCost:
     """FLOPs and bytes of one decode step at `context` cached tokens per sequence."""
     cfg = load_config(cfg)
-    if context < 1 or batch < 1:
-        raise ValueError("context and batch must be at least 1.")
+    context = validate.positive_int("context", context)
+    batch = validate.positive_int("batch", batch)
+    validate.choice("decode path", path, DECODE_PATHS)
+    validate.non_negative("weight_bytes", weight_bytes)
     per_token = (mha_bytes_per_token(cfg, kv_dtype_bytes, materialised=True)
                  if path == "mha" and cfg.attention_kind == "mla"
                  else kv_bytes_per_token(cfg, kv_dtype_bytes))
-    from course.memory import param_count
-
     return DecodeCost(weight_flops=2 * param_count(cfg).active_without_embedding * batch,
                       attention_flops=batch * attention_flops_per_token(cfg, context, path),
                       weight_bytes=weights_touched(cfg, batch) * weight_bytes,
@@ -178,6 +181,8 @@ def decode_step_cost(cfg, context: int, batch: int = 1, path: str = "absorbed",
 
 def roofline_seconds(cost: DecodeCost, gpu_name: str = "H200", precision: str = "bf16") -> dict:
     """Lower bound on the step time: max(FLOPs / peak, bytes / bandwidth), and which wins."""
+    if not isinstance(cost, DecodeCost):
+        raise ValueError(f"cost must be a DecodeCost (from decode_step_cost), not {cost!r}.")
     spec = gpu(gpu_name)
     compute_s = cost.flops / (spec.peak_tflops(precision) * 1e12)
     memory_s = cost.bytes / (spec.hbm_tb_s * 1e12)
@@ -197,7 +202,8 @@ def ridge_intensity(gpu_name: str = "H200", precision: str = "bf16") -> float:
 def kv_activations(model, idx) -> list[tuple]:
     """Keys and values an MHA `course.model.TinyLM` computes for the tokens `idx` (B, T):
     per layer (K, V), each (B*T, d_model), before RoPE (RoPE is what MLA keeps apart)."""
-    if not all(hasattr(b.attn, "wk") for b in model.blocks):
+    blocks = getattr(model, "blocks", None)
+    if not blocks or not all(hasattr(getattr(b, "attn", None), "wk") for b in blocks):
         raise ValueError("kv_activations needs a model with MHA attention (attention='mha').")
     captured = []
     hooks = [b.attn.register_forward_hook(
@@ -215,11 +221,14 @@ def kv_activations(model, idx) -> list[tuple]:
 def rank_error(matrix: torch.Tensor, ranks) -> np.ndarray:
     """Relative error ||M - M_r||_F / ||M||_F of the best rank-r approximation of each
     `matrix` (N, d) for every r in `ranks` (Eckart-Young: from the singular values)."""
+    if not torch.is_tensor(matrix) or matrix.dim() != 2 or not matrix.numel():
+        raise ValueError("matrix must be a non-empty 2-D (N, d) tensor.")
+    if not bool(torch.isfinite(matrix).all()) or not bool(matrix.any()):
+        raise ValueError("matrix must be finite and not all zero.")
+    ranks = np.array([validate.non_negative_int("rank", r) for r in np.ravel(ranks)],
+                     dtype=int).reshape(np.shape(ranks))
     s2 = torch.linalg.svdvals(matrix.double()).pow(2).numpy()
     tail = np.concatenate([np.cumsum(s2[::-1])[::-1], [0.0]])  # tail[r] = sum_{i>=r} s_i^2
-    ranks = np.asarray(ranks)
-    if (ranks < 0).any():
-        raise ValueError("ranks must be ≥ 0.")
     return np.sqrt(tail[np.minimum(ranks, len(s2))] / s2.sum())
 
 
@@ -237,6 +246,7 @@ def cache_gb(cfg, contexts, batch: int = 1, dtype_bytes: float = 2,
              mha: bool = False) -> np.ndarray:
     """Cache GB (decimal) at each context length: the model's own, or its MHA counterfactual."""
     per = mha_bytes_per_token(cfg, dtype_bytes) if mha else kv_bytes_per_token(cfg, dtype_bytes)
-    if batch < 1:
-        raise ValueError("batch must be at least 1.")
-    return per * batch * np.asarray(contexts, dtype=float) / 1e9
+    batch = validate.positive_int("batch", batch)
+    contexts = np.array([validate.non_negative("context", c) for c in np.ravel(contexts)],
+                        dtype=float).reshape(np.shape(contexts))
+    return per * batch * contexts / 1e9

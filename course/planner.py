@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from course import compute
+from course import compute, validate
+from course.activations import RECOMPUTE
 from course.configs import DEEPSEEK_IB_GB_S, DEEPSEEK_NVLINK_GB_S, gpu, load_config
 from course.kvcache import kv_bytes_per_token
-from course.memory import param_count
+from course.memory import param_count, recipe
 from course.parallel import DEEPSEEK_V3_LAYOUT, Layout, comm_per_step, per_gpu_memory
 
 
@@ -107,11 +108,33 @@ def _comm_seconds(s: Setup, bytes_by_kind: dict) -> float:
     return total
 
 
+def _checked(s: Setup) -> Setup:
+    """The setup with every number checked (ValueError naming the field otherwise)."""
+    if not isinstance(s.layout, Layout):
+        raise ValueError(f"layout must be a parallel.Layout, not {s.layout!r}.")
+    gpu(s.gpu_name)
+    recipe(s.recipe)
+    validate.choice("precision", s.precision, ("bf16", "fp8"))
+    validate.choice("recompute", s.recompute, RECOMPUTE)
+    return replace(
+        s, mfu=validate.fraction("MFU", s.mfu, zero=False),
+        tokens=validate.positive("tokens", s.tokens),
+        batch_tokens=validate.positive("batch_tokens", s.batch_tokens),
+        seq_len=validate.positive_int("seq_len", s.seq_len),
+        micro_batch=validate.positive_int("micro_batch", s.micro_batch),
+        price_per_hour=validate.positive("price_per_hour", s.price_per_hour),
+        nvlink_gb_s=validate.positive("nvlink_gb_s", s.nvlink_gb_s),
+        ib_gb_s=validate.positive("ib_gb_s", s.ib_gb_s))
+
+
 def plan(setup: Setup | None = None, **changes) -> Plan:
     """Memory, step time, days and dollars for a setup (a preset with `changes` applied)."""
-    s = replace(setup or PRESETS["DeepSeek-V3"], **changes)
-    if s.tokens <= 0 or s.batch_tokens <= 0:
-        raise ValueError("tokens and batch_tokens must be positive.")
+    if setup is not None and not isinstance(setup, Setup):
+        raise ValueError(f"setup must be a planner.Setup (or None for DeepSeek-V3's), not "
+                         f"{setup!r}.")
+    for key in changes:
+        validate.choice("setting", key, Setup.__dataclass_fields__)
+    s = _checked(replace(setup or PRESETS["DeepSeek-V3"], **changes))
     cfg = load_config(s.model)
     spec = gpu(s.gpu_name)
     peak = spec.peak_tflops(s.precision)
@@ -134,8 +157,8 @@ def serving_tokens_per_dollar(model: str, gpu_name: str = "H800", precision: str
     """Upper bound on generated tokens per dollar when decoding is compute-bound:
     2 FLOPs per active matmul weight per token at `mfu` of the dense peak (attention over
     the cache, memory bandwidth and batching limits are left out)."""
-    if not 0 < mfu <= 1 or price_per_hour <= 0:
-        raise ValueError("MFU must be in (0, 1] and the price positive.")
+    mfu = validate.fraction("MFU", mfu, zero=False)
+    price_per_hour = validate.positive("price_per_hour", price_per_hour)
     flops = 2 * compute.matmul_params_per_token(model)
     per_gpu_s = gpu(gpu_name).peak_tflops(precision) * 1e12 * mfu / flops
     return per_gpu_s * 3600 / price_per_hour

@@ -1,5 +1,7 @@
 """Parameter counts and memory calculators against FACTS.md and against torch itself."""
 
+import re
+
 import pytest
 import torch
 from torch import nn
@@ -12,6 +14,7 @@ from course.activations import (
     toy_mlp_saved_bytes,
 )
 from course.configs import load_config
+from course.kvcache import kv_cache_bytes
 from course.memory import (
     ParamCount,
     gpus_needed,
@@ -215,3 +218,53 @@ def test_memory_widget_updates_and_reports_bad_custom_model():
     assert live.result["params"].total > live.result["params"].active
     live.controls["experts"].value = 1  # top-2 of 1 expert
     assert "top-k" in live.error
+
+
+# ------------------------------------------------------------------ configs: bad input
+
+_BASE = dict(model_type="llama", hidden_size=512, num_hidden_layers=2, num_attention_heads=8,
+             intermediate_size=1024, vocab_size=100)
+_MOE = dict(_BASE, model_type="deepseek_v3", kv_lora_rank=64, qk_nope_head_dim=32,
+            qk_rope_head_dim=16, v_head_dim=32, n_routed_experts=8, num_experts_per_tok=2,
+            moe_intermediate_size=64, n_group=4, topk_group=2, first_k_dense_replace=1)
+
+
+@pytest.mark.parametrize("raw, words", [
+    (dict(_BASE, num_attention_heads=0), "'num_attention_heads' must be a whole number"),
+    (dict(_BASE, hidden_size="abc"), "'hidden_size' must be a whole number"),
+    (dict(_BASE, hidden_size=True), "'hidden_size' must be a whole number"),
+    (dict(_BASE, num_hidden_layers=-3), "'num_hidden_layers'"),
+    (dict(_BASE, vocab_size=float("nan")), "'vocab_size'"),
+    (dict(_BASE, hidden_size=500), "not divisible by num_attention_heads"),
+    (dict(_BASE, num_key_value_heads=3), "num_key_value_heads 3 must divide"),
+    (dict(_BASE, model_type="mixtral", num_local_experts=4, num_experts_per_tok=5),
+     "num_experts_per_tok 5 is more than the 4 routed experts"),
+    (dict(_MOE, n_group=3), "n_group 3 must divide the 8 routed experts"),
+    (dict(_MOE, topk_group=5), "topk_group 5 is more than the 4 groups"),
+    (dict(_MOE, first_k_dense_replace=3), "first_k_dense_replace 3 is more than the 2 layers"),
+    (dict(_MOE, scoring_func="relu"), "Unknown scoring_func 'relu'"),
+])
+def test_impossible_configs_name_the_key(raw, words):
+    load_config(_MOE)  # the base configs themselves are fine
+    with pytest.raises(ValueError, match=re.escape(words)):
+        load_config(raw)
+
+
+def test_config_sources_that_are_not_configs(tmp_path):
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "broken.json").write_text("{not json")
+    for source, words in ((None, "A model config is"), (3, "A model config is"),
+                          (tmp_path, "is not a file"),
+                          (tmp_path / "list.json", "holds a JSON list"),
+                          (tmp_path / "broken.json", "Cannot read broken.json as JSON")):
+        with pytest.raises(ValueError, match=words):
+            load_config(source)
+
+
+def test_calculators_reject_bad_sizes():
+    with pytest.raises(ValueError, match="seq_len must be a whole number"):
+        kv_cache_bytes("deepseek-v3", "100", 1)
+    with pytest.raises(ValueError, match="Unknown precision recipe"):
+        state_bytes(10, "fp4")
+    with pytest.raises(ValueError, match="n_params must be a number"):
+        state_bytes(float("inf"))

@@ -89,3 +89,12 @@ def test_widget_updates_and_shows_errors():
     assert live.result.per_gpu_bytes > before
     live.apply(model="llama-3-8b")
     assert live.error and "EP" in live.error
+
+
+def test_unknown_settings_and_wrong_types_get_a_sentence():
+    for changes, words in ((dict(foo=1), "Unknown setting 'foo'"),
+                           (dict(seq_len="4096"), "seq_len must be a whole number"),
+                           (dict(price_per_hour=float("nan")), "price_per_hour"),
+                           (dict(recompute="some"), "Unknown recompute")):
+        with pytest.raises(ValueError, match=words):
+            planner.plan(**changes)
