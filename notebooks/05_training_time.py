@@ -12,10 +12,11 @@
 # # 05 · How long does training take?
 #
 # > **You will** count the FLOPs of a training run from a model's config, turn them into
-# > days and dollars, rebuild DeepSeek-V3's published bill, and measure MFU on your own
-# > machine.
+# > days and dollars, rebuild DeepSeek-V3's published bill, build the roofline (is an
+# > operation compute- or memory-bound?), separate MFU from HFU, and measure your own
+# > machine's roofline and MFU.
 # > **Before this:** [03 · How many GB do I need?](03_memory.ipynb) (active parameters).
-# > **Time:** about 20 minutes.
+# > **Time:** about 35 minutes.
 
 # %%
 from course import checks, compute, device
@@ -204,11 +205,161 @@ checks.check_close("sum of stages, M GPU-hours", (v3["pretrain_gpu_hours"]
                    + v3["context_gpu_hours"] + v3["post_gpu_hours"]) / 1e6, 2.788)
 
 # %% [markdown]
-# ## 4. MFU on your own machine
+# ## 4. The roofline: compute-bound or memory-bound?
 #
-# Time one big square matmul (the best case: pure multiply-adds) and call it this
-# machine's peak. Then time a real training step of a small MLP, count its FLOPs by hand,
-# and divide. On a GPU at realistic size we also compare with the datasheet peak.
+# A GPU's peak counts only arithmetic. Every operation also has to **move data** between
+# memory (HBM) and the chip, and the chip cannot compute on numbers it has not received.
+# Two numbers describe an operation:
+#
+# * its **arithmetic intensity**: FLOPs per byte moved (FLOP/B);
+# * and so, on a machine with peak P and memory bandwidth B, its best speed
+#   $\min(P,\ \text{intensity} \times B)$: the **roofline** (Williams et al., CACM 2009).
+#
+# The two roofs meet at the **ridge point** P / B. Below it the chip waits for memory
+# (memory-bound); above it, arithmetic is the limit (compute-bound). The peaks and
+# bandwidths below are the datasheets' (H100 whitepaper Table 1; H200 and A100 datasheets).
+
+# %%
+from course import roofline
+from course.plots import roofline as rplots
+
+for name in ("H800", "H200", "A100"):
+    spec = gpu(name)
+    print(f"{name:5s} {spec.bf16_dense_tflops:6.1f} TFLOP/s / {spec.hbm_tb_s:5.3f} TB/s "
+          f"= ridge {roofline.ridge(name):4.0f} FLOP/B")
+checks.check_close("H800 ridge (989.4 TFLOP/s over 3.35 TB/s)", roofline.ridge("H800"), 295.3,
+                   rtol=1e-3)
+
+# %% [markdown]
+# A matmul (m, k) @ (k, n) does 2·m·k·n FLOPs and, done well, reads each input once and
+# writes the output once: (m·k + k·n + m·n) numbers. Multiply a batch of **tokens** by
+# DeepSeek-V3's dense-FFN weight (7168 × 18432, BF16): the weight is read once however
+# many tokens share it, so intensity grows with the tokens per matmul.
+
+# %%
+for tokens in (1, 16, 256, 4096):
+    op = roofline.matmul(tokens, 7168, 18432, dtype_bytes=2)
+    print(f"{tokens:>5} tokens: {op.intensity:7.1f} FLOP/B -> at most "
+          f"{roofline.attainable_tflops(op, 'H800'):5.0f} TFLOP/s on an H800, "
+          f"{roofline.bound(op, 'H800')}-bound")
+assert roofline.bound(roofline.matmul(1, 7168, 18432), "H800") == "memory"
+assert roofline.bound(roofline.matmul(4096, 7168, 18432), "H800") == "compute"
+
+# %% [markdown]
+# **Your machine's roofline, measured.** `roofline.measure_machine()` times a few square
+# matmuls (the best is this machine's peak) and a large copy (its bandwidth), then times
+# matmuls of growing token count against one large weight: the crosses. They sit under
+# the line, the matrix–vector one close to the sloped roof: a model you can check.
+
+# %%
+mine = roofline.measure_machine()
+print(f"{mine.name}: peak {mine.tflops * 1e3:.1f} GFLOP/s, {mine.tb_s * 1e3:.1f} GB/s, "
+      f"ridge {mine.ridge:.1f} FLOP/B")
+crosses = [(op.intensity, roofline.measured_tflops((op, s)), op.name) for op, s in mine.points]
+for x, y, label in crosses:
+    print(f"  {label:24s} {x:6.1f} FLOP/B: measured {y * 1e3:6.2f} GFLOP/s")
+rplots.roofline([mine], measured=crosses, title="Your machine: measured matmuls "
+                "against its roofline").show()
+
+# %% [markdown]
+# **Try it.** The widget places four of DeepSeek-V3's operations on a roofline: an FFN
+# matmul (drag *tokens per matmul*), one routed expert (*tokens per expert*), attention
+# over a prefill and one decode step's MLA attention (*sequence length*). The letter marks
+# each point; the legend and the table say which roof limits it.
+#
+# * Drag *tokens per matmul* to 1 (one decode token): how far below the peak?
+# * One 4K sequence sends each of the 256 experts 4096 × 8 / 256 = 128 tokens. Expert
+#   parallelism over 64 GPUs gathers 64 times more. Set 128, then 8192.
+# * Switch to the H200: the same chip with faster memory. What moves, and why?
+# * Pick *this machine (measured)*: the crosses are your measurements.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from course.widgets.roofline import roofline_explorer
+
+explorer = roofline_explorer(mine)
+explorer
+
+# %% [markdown]
+# ## 5. MFU against the roofline, and MFU vs HFU
+#
+# The roofline's flat roof is the dense peak, so **MFU is the share of that roof a run
+# reaches on average**, counting only the model's own FLOPs. ISCA '25 (Zhao et al.,
+# Table 4) measured DeepSeek-V3's MFU on 2,048 H800s at 38.94% (causal attention): our
+# bill-based figure agrees.
+#
+# The GPU also executes FLOPs the model does not need: **recomputation**. Notebook 03
+# traded memory for compute by recomputing activations in the backward pass. Counting
+# them gives the **hardware FLOPs utilisation** (HFU), always ≥ MFU. DeepSeek-V3
+# recomputes only RMSNorm, SwiGLU's output and MLA's up-projections (report §3.2.3).
+
+# %%
+mfu_v3 = compute.mfu_against_roofline(achieved, "H800")
+checks.check_close("MFU vs the flat roof, and ISCA '25's measured 38.94%", mfu_v3,
+                   compute.ISCA25_MFU["causal"], rtol=0.02)
+for option in ("none", "selective", "full"):
+    extra = compute.recompute_flops_per_token("deepseek-v3", 4096, option)
+    print(f"recompute {option:9s}: +{extra / 1e9:5.1f} GFLOPs per token -> "
+          f"HFU {compute.hfu(mfu_v3, 'deepseek-v3', 4096, option):.1%}")
+
+# %% [markdown]
+# DeepSeek's selective recomputation costs about one point of HFU. Full recomputation
+# would have shown a much higher HFU at the **same** speed: HFU flatters a run that
+# redoes work, which is why MFU is the figure to compare runs by.
+#
+# **Where does the other 61% go?** Start with what even perfect kernels lose. One MoE
+# layer's forward on one GPU of DeepSeek-V3's layout (4,096 tokens; EP64 gathers 8,192
+# tokens for each of its 4 experts), every operation at its roofline time:
+
+# %%
+layer = roofline.moe_layer_ops("deepseek-v3", tokens=4096, seq_len=4096, ep=64)
+shares = roofline.time_shares(layer, "H800")
+ceiling = roofline.roofline_mfu(layer, "H800")
+no_ep = roofline.roofline_mfu(roofline.moe_layer_ops("deepseek-v3", ep=1), "H800")
+print(f"best MFU with perfect kernels: {ceiling:.1%} with EP64, {no_ep:.1%} without EP")
+rplots.layer_shares(shares).show()
+memory_bound = [s for s in shares if s["bound"] == "memory"]
+print(f"memory-bound ops: {sum(s['flops_share'] for s in memory_bound):.2%} of the FLOPs, "
+      f"{sum(s['time_share'] for s in memory_bound):.1%} of the time")
+
+# %% [markdown]
+# Every big matmul of the layer is compute-bound at these sizes: the norms, residual adds
+# and SwiGLU gates do almost no FLOPs but still take a few percent of the time. Without
+# expert parallelism each expert would see only 128 tokens and the ceiling would drop to
+# the figure above: gathering tokens for experts is what keeps them on the flat roof.
+#
+# Now the step as a whole: model FLOPs at the peak (the MFU), recomputation, the roofline
+# loss, and the DualPipe bubble at 16 stages with V3's micro-batches per pipeline
+# (notebook 04: 15,360 sequences / 128 pipelines = 120, one sequence each, and
+# notebook 07's chunk times):
+
+# %%
+from course import parallel, pipeline
+
+m_v3 = parallel.v3_microbatches()
+bubble = pipeline.simulate("dualpipe", 16, m_v3, f=1.0, b=2.0, w=1.0, fb=2.5).bubble_fraction
+budget = compute.time_budget(mfu_v3, "deepseek-v3", recompute="selective",
+                             bubble_share=bubble, roofline_ceiling=ceiling)
+for part, share in budget.items():
+    print(f"{part:30s} {share:6.1%}")
+rplots.time_budget(budget, f"DeepSeek-V3 at {mfu_v3:.0%} MFU: where the step goes").show()
+assert budget["everything else"] > 0.5
+
+# %% [markdown]
+# What the roofline, recomputation and the bubble explain is small. **Over half of the
+# step is "everything else"**: communication not fully hidden behind compute (notebook
+# 06), real kernels below their roofline (attention, FP8 quantisation and scaling),
+# uneven expert load and stragglers. The report gives no finer breakdown; the point is
+# that the matmuls themselves are not what holds V3 near 40%. (These shares count against
+# the BF16 roof; V3's FP8 matmuls have a roof twice as high, so the real losses are larger.)
+#
+# %% [markdown]
+# ## 6. MFU on your own machine
+#
+# The roofline's flat roof is this machine's peak: the best of the square matmuls
+# `measure_machine` timed above (the best case: pure multiply-adds). Time a real training
+# step of a small MLP, count its FLOPs by hand, and divide. On a GPU at realistic size we
+# also compare the peak with the datasheet's.
 
 # %%
 import torch
@@ -216,10 +367,10 @@ import torch
 sizes = preset("matmul")
 dev = device.device()
 dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
-peak = compute.measure_matmul_tflops(sizes["n"], dtype=dtype, device=dev)
+peak = mine.tflops  # the roofline's peak, measured in section 4
 step = compute.measure_mlp_step(sizes["d_model"], sizes["d_ff"], sizes["n_layers"],
                                 sizes["tokens"], peak, dtype=dtype, device=dev)
-print(f"matmul {sizes['n']}^3: {peak * 1e3:.1f} GFLOP/s; training step "
+print(f"roofline peak {peak * 1e3:.1f} GFLOP/s; training step "
       f"{fmt_seconds(step.seconds)}, {step.tflops * 1e3:.1f} GFLOP/s -> MFU {step.mfu:.0%}")
 sheet = compute.datasheet_gpu(device.gpu_name())
 if sheet:
@@ -236,7 +387,7 @@ fig.show()
 # The step loses to the bare matmul because of the GELU, the residual adds, the optimizer
 # and smaller matrices: the same kinds of losses that keep a 2,048-GPU run near 40%.
 #
-# ## 5. Try it yourself
+# ## 7. Try it yourself
 #
 # Pick a model size, a token budget and a cluster. The line shows days against GPU count
 # at your settings; the dots are the two published runs.
@@ -288,6 +439,25 @@ answer = ...
 passed = checks.check_answer("05.v3_on_16384_days", answer)
 
 # %% [markdown]
+# **4.** Write `intensity(m, k, n, dtype_bytes)`: the arithmetic intensity (FLOP/B) of an
+# (m, k) @ (k, n) matmul that reads each input once and writes its output once.
+
+# %%
+def intensity(m, k, n, dtype_bytes):
+    raise NotImplementedError  # your code here
+
+
+intensity = checks.check_exercise("05.intensity", intensity)
+
+# %% [markdown]
+# **5.** How many tokens per matmul does DeepSeek-V3's FFN weight (7168 × 18432, BF16)
+# need before the matmul is compute-bound on an H800? Replace `...` with a number.
+
+# %%
+answer = ...
+passed = checks.check_answer("05.tokens_to_ridge", answer)
+
+# %% [markdown]
 # ## Summary
 #
 # * Training costs about 6 FLOPs per active weight per token, plus attention:
@@ -295,6 +465,12 @@ passed = checks.check_answer("05.v3_on_16384_days", answer)
 # * Time = FLOPs / (GPUs × peak × MFU). DeepSeek-V3's bill implies ~386 TFLOP/s per H800:
 #   39% of dense BF16, 20% of dense FP8.
 # * The ~11× cost gap to Llama 3.1 405B is mostly fewer FLOPs per token (MoE), not faster GPUs.
+# * The roofline: attainable FLOP/s = min(peak, intensity × bandwidth). An H800's ridge is
+#   ~295 FLOP/B; a matmul needs a few hundred tokens sharing its weight to reach it, which
+#   is why expert parallelism gathers tokens for each expert.
+# * HFU counts recomputation too, so HFU ≥ MFU; V3's selective recomputation adds ~1
+#   point. Of V3's step, the roofline, recomputation and the DualPipe bubble explain a
+#   few percent; over half goes to communication, imperfect kernels and imbalance.
 #
 # **Next:** [06 · Communication](06_communication.ipynb): what thousands of GPUs must say
 # to each other, and how long that takes.

@@ -53,3 +53,44 @@ register(Exercise(
     wrong=days_on(V3["pretrain_gpu_hours"], V3["n_gpus"]),  # the 2,048-GPU answer
     rtol=0.02,
 ))
+
+
+def intensity(m: int, k: int, n: int, dtype_bytes: float) -> float:
+    flops = 2 * m * k * n  # one multiply and one add per term
+    moved = (m * k + k * n + m * n) * dtype_bytes  # A and B read once, C written once
+    return flops / moved
+
+
+def _intensity_oracle(m, k, n, dtype_bytes):
+    from course import roofline
+
+    return roofline.matmul(m, k, n, dtype_bytes).intensity
+
+
+register(Exercise(
+    name="05.intensity", notebook="05",
+    prompt="Arithmetic intensity (FLOP/B) of an (m, k) @ (k, n) matmul, inputs read once and "
+           "the output written once.",
+    hint="2·m·k·n FLOPs over (m·k + k·n + m·n) × dtype_bytes bytes.",
+    reference=intensity, oracle=_intensity_oracle,
+    cases=lambda: [(1, 7168, 18432, 2), (4096, 7168, 18432, 2), (64, 4096, 4096, 4),
+                   (128, 7168, 2048, 1)],
+    wrong=lambda m, k, n, b: 2 * m * k * n / ((m * k + k * n) * b),  # forgot the output
+))
+
+
+def _tokens_to_ridge() -> int:
+    from course import roofline
+
+    ridge = roofline.ridge("H800")
+    return next(t for t in range(1, 100_000)
+                if roofline.matmul(t, 7168, 18432).intensity >= ridge)
+
+
+register(Exercise(
+    name="05.tokens_to_ridge", notebook="05",
+    prompt="Tokens per matmul for DeepSeek-V3's FFN weight (7168 x 18432, BF16) to be "
+           "compute-bound on an H800.",
+    hint="Intensity = T·k·n / (T·k + k·n + T·n) in BF16; solve for the ridge, ~295 FLOP/B.",
+    expected=_tokens_to_ridge, wrong=295, rtol=0.02,  # the ridge itself, not the tokens
+))

@@ -112,3 +112,35 @@ def update(fig, machines, points, measured=()) -> None:
     last.x, last.y = [q[0] for q in measured], [q[1] for q in measured]
     last.text, last.visible = [q[2] for q in measured], bool(measured)
     fig.layout.yaxis.range = [y0, y1]
+
+
+def time_budget(budget: dict, title: str = "Where a training step's time goes") -> go.Figure:
+    """One stacked horizontal bar: the shares of `compute.time_budget`, labelled in text."""
+    fig = figure(title, "share of the step's time", "", height=230,
+                 barmode="stack")
+    colors = [COLORS["primary"], COLORS["accent"], COLORS["secondary"], COLORS["bad"],
+              COLORS["neutral"]]
+    for (label, share), color in zip(budget.items(), colors):
+        fig.add_bar(x=[share], y=["step"], orientation="h", name=f"{label}: {share:.1%}",
+                    text=[f"{share:.0%}" if share >= 0.04 else ""], textposition="inside",
+                    marker_color=color, hovertemplate=f"{label}: {share:.1%}<extra></extra>")
+    fig.update_xaxes(range=[0, 1], tickformat=".0%")
+    fig.update_yaxes(showticklabels=False)
+    fig.update_layout(legend=dict(orientation="h", y=-0.45, x=0), margin=dict(b=90))
+    return fig
+
+
+def layer_shares(shares: list[dict], title: str = "One MoE layer at the roofline: "
+                 "FLOPs vs time") -> go.Figure:
+    """Grouped bars per op: its share of the FLOPs and of the (perfect-kernel) time; the
+    op's name says whether it is compute- or memory-bound."""
+    labels = [f"{s['label']} ({s['bound']}-bound)" for s in shares]
+    fig = figure(title, "share", "", height=420, barmode="group")
+    fig.add_bar(y=labels, x=[s["flops_share"] for s in shares], orientation="h",
+                name="share of FLOPs", marker_color=COLORS["primary"])
+    fig.add_bar(y=labels, x=[s["time_share"] for s in shares], orientation="h",
+                name="share of time at the roofline", marker_color=COLORS["secondary"])
+    fig.update_xaxes(tickformat=".0%")
+    fig.update_yaxes(autorange="reversed")
+    fig.update_layout(margin=dict(l=330))
+    return fig
