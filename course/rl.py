@@ -40,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -261,14 +262,13 @@ def sft(quality: float = 1.0, steps: int | None = None,
     if steps < 1:
         raise ValueError(f"steps must be at least 1, not {steps}.")
     key = ("sft", quality, steps, n_demos, lr, seed, student)
-    if demos is None and cache and key in _RUNS:
+    if demos is not None:  # given demonstrations (distillation): not cached
+        return _sft(demos, steps, lr, seed, student, p, progress)
+    if cache and key in _RUNS:
         _done(progress, steps, "SFT (cached)")
         return _RUNS[key]
-    if demos is None:
-        demos = demonstrations(n_demos, quality, seed)
-    run = _sft(demos, steps, lr, seed, student, p, progress)
-    if key is not None and demos.quality == quality:
-        _RUNS[key] = run
+    run = _sft(demonstrations(n_demos, quality, seed), steps, lr, seed, student, p, progress)
+    _RUNS[key] = run
     return run
 
 
@@ -298,8 +298,8 @@ def _sft(demos: Demos, steps: int, lr: float, seed: int, student: bool, p: dict,
                 evals.append(step + 1)
                 accs.append(evaluate(model, test[: p["eval_prompts"]], seed=seed)["accuracy"])
                 if progress is not None:
-                    progress(step + 1, steps, f"SFT step {step + 1}/{steps}: held-out "
-                             f"accuracy {accs[-1]:.0%}")
+                    progress(step + 1, steps, f"SFT on {demos.quality:.0%}-right "
+                             f"demonstrations, held-out accuracy {accs[-1]:.0%}")
     return SFTRun(model, np.array(losses), np.array(evals), np.array(accs),
                   float(demos.correct.mean()),
                   dict(steps=steps, lr=lr, seed=seed))
@@ -426,8 +426,8 @@ def grpo(start: TinyLM, steps: int | None = None, group: int | None = None,
                 evals.append(step + 1)
                 accs.append(evaluate(policy, test, seed=seed)["accuracy"])
             if progress is not None and ((step + 1) % 5 == 0 or step + 1 == steps):
-                progress(step + 1, steps, f"GRPO step {step + 1}/{steps}: reward "
-                         f"{log['reward'][-1]:.2f}, held-out accuracy {accs[-1]:.0%}")
+                progress(step + 1, steps, f"GRPO, reward {log['reward'][-1]:.2f}, "
+                         f"held-out accuracy {accs[-1]:.0%}")
     settings = dict(steps=steps, group=G, prompts_per_step=B, beta=beta, eps=eps, lr=lr,
                     inner_steps=mu, seed=seed)
     return GRPORun(policy, *(np.array(log[k]) for k in ("reward", "correct", "length", "kl")),
@@ -448,30 +448,28 @@ def sft_then_grpo(quality: float = 0.7, group: int | None = None,
                   progress: Progress = None, cache: bool = True) -> tuple[SFTRun, GRPORun]:
     """SFT on demonstrations of `quality`, then GRPO with the correct rule-based reward
     (both cached by their arguments)."""
-    base = sft(quality, seed=seed, student=student, progress=_part(progress, 0, 3),
-               cache=cache)
     p = preset("rl")
+    n_sft, n_grpo = p["sft_steps"], int(steps or p["grpo_steps"])
+    base = sft(quality, seed=seed, student=student, progress=_part(progress, 0, n_sft + n_grpo),
+               cache=cache)
     key = ("grpo", quality, group or p["group"], beta, eps, lr or p["grpo_lr"],
            steps or p["grpo_steps"], seed, student)
     if cache and key in _RUNS:
-        _done(progress, 3, "GRPO (cached)")
+        _done(progress, n_sft + n_grpo, "GRPO (cached)")
         return base, _RUNS[key]
     run = grpo(base.model, steps, group, beta=beta, eps=eps, lr=lr, seed=seed,
-               progress=_part(progress, 1, 3))
+               progress=_part(progress, n_sft, n_sft + n_grpo))
     _RUNS[key] = run
     return base, run
 
 
 def _part(progress: Progress, offset: int, total: int) -> Progress:
-    """Map a sub-task's progress (done of n) onto [offset, offset + 1] of `total` parts
-    (the GRPO part counts double)."""
+    """A sub-run's progress as steps `offset + done` of `total` (SFT, then GRPO)."""
     if progress is None:
         return None
-    width = 2 if offset else 1
 
     def inner(done, n, text):
-        frac = offset + width * done / max(n, 1)
-        progress(int(round(100 * frac)), 100 * total, text)
+        progress(offset + done, total, text)
     return inner
 
 
@@ -537,16 +535,28 @@ def distill(teacher: TinyLM, n: int | None = None, seed: int = 0, steps: int | N
     return sft(demos=demos, steps=steps, seed=seed, student=True, progress=progress)
 
 
+SHIPPED = Path(__file__).resolve().parent.parent / "assets" / "rl" / "compare.json"
+
+
 def compare(seeds=(0, 1, 2), quality: float = 0.7,
             progress: Progress = None, cache: bool = True) -> Comparison:
     """For each seed: SFT on `quality` demonstrations, then GRPO; pass@k before and after;
     a smaller student by SFT on the same demonstrations, then GRPO, and a student
-    distilled from the reinforced teacher. Cached by its arguments."""
+    distilled from the reinforced teacher.
+
+    15 trainings take about a minute of one CPU core, so the result for the default
+    arguments ships in `assets/rl/compare.json` (written by `save_comparison`, checked by
+    tests/test_rl.py against a fresh run); `cache=False` recomputes everything."""
     p = preset("rl")
     key = ("compare", tuple(seeds), quality, json.dumps(p, sort_keys=True))
     if cache and key in _RUNS:
-        _done(progress, len(seeds), "comparison (cached)")
+        _done(progress, 3 * len(seeds), "comparison (cached)")
         return _RUNS[key]
+    shipped = _load_shipped(key) if cache else None
+    if shipped is not None:
+        _RUNS[key] = shipped
+        _done(progress, 3 * len(seeds), "comparison (precomputed: assets/rl/compare.json)")
+        return shipped
     _, test = problems()
     test = test[: p["eval_prompts"]]
     rows = []
@@ -578,9 +588,47 @@ def compare(seeds=(0, 1, 2), quality: float = 0.7,
     return out
 
 
+def _key_text(key: tuple) -> str:
+    return json.dumps([list(key[1]), key[2], json.loads(key[3])], sort_keys=True)
+
+
+def _load_shipped(key: tuple) -> Comparison | None:
+    if not SHIPPED.exists():
+        return None
+    saved = json.loads(SHIPPED.read_text())
+    if saved.get("key") != _key_text(key):
+        return None
+    r = saved["result"]
+    arr = {k: np.array(v) for k, v in r.items() if not isinstance(v, dict) and k != "curves"}
+    passes = {k: {int(kk): np.array(vv) for kk, vv in r[k].items()}
+              for k in ("base_pass", "grpo_pass")}
+    curves = [(np.array(a), np.array(b)) for a, b in r["curves"]]
+    return Comparison(tuple(int(x) for x in arr.pop("seeds")), float(arr.pop("quality")),
+                      **{k: arr[k] for k in arr}, **passes, curves=curves)
+
+
+def save_comparison(comp: Comparison, path: Path | None = None) -> Path:
+    """Write a Comparison (computed with the current preset) where `compare` finds it."""
+    path = Path(path or SHIPPED)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    p = preset("rl")
+    key = ("compare", comp.seeds, comp.quality, json.dumps(p, sort_keys=True))
+
+    def plain(v):
+        if isinstance(v, dict):
+            return {str(k): plain(x) for k, x in v.items()}
+        return np.asarray(v).tolist()
+
+    result = {k: plain(getattr(comp, k)) for k in comp.__dataclass_fields__ if k != "curves"}
+    result["curves"] = [[plain(a), plain(b)] for a, b in comp.curves]
+    path.write_text(json.dumps(dict(key=_key_text(key), torch=torch.__version__,
+                                    result=result), indent=1))
+    return path
+
+
 def _stage(progress: Progress, i: int, n: int, label: str):
-    """Progress for seed i of n, whose three parts (teacher, student, distillation) each
-    report their own fraction."""
+    """Progress of seed i of n as trainings done of 3n (teacher, student, distillation),
+    the current training's own progress in the text."""
     parts = {"teacher": 0, "student": 1, "distilling": 2}
 
     def make(part: str) -> Progress:
@@ -588,8 +636,7 @@ def _stage(progress: Progress, i: int, n: int, label: str):
             return None
 
         def inner(done, total, text):
-            frac = (i + (parts[part] + done / max(total, 1)) / 3) / n
-            progress(int(round(1000 * frac)), 1000, f"{label}, {part}: {text}")
+            progress(3 * i + parts[part], 3 * n, f"{label}, {part}: {text} ({done}/{total})")
         return inner
     return make
 

@@ -4,6 +4,7 @@ runs report progress (step k of n, current reward)."""
 
 from __future__ import annotations
 
+import html
 import inspect
 
 import ipywidgets as W
@@ -86,3 +87,22 @@ def grpo_explorer() -> LiveFigure:
     )
     return _live(controls, reinforcement, lambda fig, r: plots.draw_grpo(fig, r["run"]),
                  plots.grpo_panels(), _summary_reinforcement)
+
+
+class ProgressLine:
+    """A progress bar with a line of text for a notebook cell that trains: pass the object
+    itself as `progress=` (it is called as progress(done, total, text)); display it first."""
+
+    def __init__(self, label: str):
+        self.bar = W.FloatProgress(min=0, max=1, description=label,
+                                   style={"description_width": "initial"})
+        self.text = W.HTML()
+        self.widget = W.HBox([self.bar, self.text])
+
+    def __call__(self, done: int, total: int, text: str) -> None:
+        self.bar.value = done / max(total, 1)
+        line = html.escape(f"{text}: step {done}/{total}")
+        self.text.value = f"<span style='font-size:90%'>{line}</span>"
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
