@@ -69,6 +69,41 @@ assert ds.world == 2048 and rep["experts_per_gpu"] == 4
 assert rep["dense_copies"] == 128 and rep["expert_copies"] == 2
 
 # %% [markdown]
+# ### How big is a step? Gradient accumulation and the global batch
+#
+# One optimizer step sums the gradients of a **global batch**. No GPU holds it at once:
+# each data-parallel copy runs it as a series of **micro-batches** and accumulates their
+# gradients before the update (with pipeline parallelism those micro-batches are what
+# flows through the pipeline). So
+#
+# $$\text{global batch} = \text{micro-batch} \times \text{accumulation steps} \times
+# \text{DP}.$$
+#
+# DeepSeek-V3's batch grew from **3,072 to 15,360 sequences** of 4K tokens over the first
+# 469 B tokens, then stayed at 15,360 (report §4.2). The report does not give the
+# micro-batch size; we take one sequence per micro-batch.
+
+# %%
+b = parallel.V3_BATCH
+m_v3 = parallel.v3_microbatches()  # at the full batch of 15,360 sequences
+m_start = parallel.v3_microbatches(b["start"])
+print(f"{b['end']:,} sequences = {parallel.V3_MICRO_BATCH} x {m_v3} micro-batches x "
+      f"{ds.dp} pipelines; at the start of the ramp, {m_start} micro-batches each")
+checks.check_close("global batch = micro-batch x accumulation x DP",
+                   parallel.global_batch(parallel.V3_MICRO_BATCH, m_v3, ds.dp), b["end"])
+steps = parallel.v3_steps()
+print(f"{b['end'] * b['seq_len'] / 1e6:.1f} M tokens per step; ~{steps['ramp']:,.0f} steps "
+      f"in the ramp (if linear), ~{steps['total']:,.0f} steps in all")
+
+# %% [markdown]
+# So each of the 128 pipelines runs **120 micro-batches per step** at the full batch:
+# the number the per-step traffic below uses, and the one notebook 07 uses for
+# DualPipe's bubble. At the ramp's start a pipeline had only 24, fewer than the 2 × 16 =
+# 32 a 16-stage DualPipe needs (notebook 07): the report does not say how those first
+# steps were split. The step count assumes a linear ramp (the report gives only its end
+# points).
+
+# %% [markdown]
 # > **Check the claim.** The essay pictures DeepSeek-V3 as "32 clusters of 64
 # > GPUs", each a replica that syncs gradients with the others. The count is right
 # > — 2,048 / 64 = 32 EP groups — but none of them is a replica: each holds only
@@ -80,9 +115,9 @@ assert rep["dense_copies"] == 128 and rep["expert_copies"] == 2
 # %%
 assert rep["ep_groups"] == 32
 mem = parallel.per_gpu_memory("deepseek-v3", ds, "deepseek-fp8", seq_len=4096,
-                              recompute="selective", microbatches=16)
+                              recompute="selective", microbatches=m_v3)
 comm = parallel.comm_per_step("deepseek-v3", ds, "deepseek-fp8", seq_len=4096,
-                              microbatches=16)
+                              microbatches=m_v3)
 for k, v in mem.items():
     print(f"{k:>12}: {v / 1e9:6.1f} GB")
 assert sum(mem.values()) < 80e9  # it fits on an 80 GB H800
@@ -95,7 +130,7 @@ plots.per_gpu(mem, comm, 80, "DeepSeek-V3, one GPU of 2,048").show()
 # %%
 no_ep = parallel.per_gpu_memory("deepseek-v3", L(dp=128, pp=16, zero=1),
                                 "deepseek-fp8", recompute="selective",
-                                microbatches=16)
+                                microbatches=m_v3)
 print(f"EP1: {sum(no_ep.values()) / 1e9:,.0f} GB per GPU")
 assert sum(no_ep.values()) > 4 * sum(mem.values())
 
@@ -108,7 +143,7 @@ assert sum(no_ep.values()) > 4 * sum(mem.values())
 
 # %%
 top = max(comm, key=comm.get)
-print(f"largest: {top}, {comm[top] / 1e9:.0f} GB per GPU per step")
+print(f"largest: {top}, {comm[top] / 1e9:.0f} GB per GPU per step of {m_v3} micro-batches")
 assert top == "EP all-to-all"
 
 # %% [markdown]
@@ -239,12 +274,25 @@ answer = None  # an int
 passed = checks.check_answer("04.expert_copies", answer)
 
 # %% [markdown]
+# **Exercise 4.** Write `accumulation(global_sequences, micro_batch, dp)`: how many
+# micro-batches each data-parallel copy runs per optimizer step.
+
+# %%
+def my_accumulation(global_sequences, micro_batch, dp):
+    raise NotImplementedError
+
+
+my_accumulation = checks.check_exercise("04.accumulation", my_accumulation)
+
+# %% [markdown]
 # ## Summary
 #
 # - DP copies the model, TP cuts matrices, PP cuts layers, EP spreads experts,
 #   ZeRO shards optimizer states (then gradients, then weights) over DP copies.
 # - DeepSeek-V3: PP16 × DP128 on 2,048 GPUs, EP64 inside each stage: dense
 #   weights exist 128 times, each expert twice, 4 experts per GPU.
+# - Global batch = micro-batch × accumulation × DP: DeepSeek-V3's 15,360 sequences are
+#   120 micro-batches per pipeline per step (one sequence each, assumed).
 # - A real two-process run gives the same weights with DP and ZeRO-1 as one
 #   process, ZeRO-1 halves the optimizer, and the bytes match the prediction.
 #

@@ -144,15 +144,21 @@ checks.check_close("DualPipe stores PP+1 micro-batches",
 # %% [markdown]
 # > **Check the claim: "DualPipe leaves GPUs with near-zero idle time."** At
 # > DeepSeek-V3's PP = 16 the bubble is (PP/2−1)(F&B+B−3W): smaller than 1F1B's
-# > (PP−1)(F+B), but not zero. With the times above and 32 micro-batches:
+# > (PP−1)(F+B), but not zero. With the times above and DeepSeek-V3's 120
+# > micro-batches per pipeline (notebook 04: 15,360 sequences over 128 pipelines, one
+# > sequence per micro-batch assumed):
 
 # %%
+from course.parallel import v3_microbatches
+
+m_v3 = v3_microbatches()
+checks.check_close("micro-batches per pipeline: 15,360 sequences / 128 DP", m_v3, 15360 / 128)
 for name in ("1f1b", "zb1p", "dualpipe"):
-    tl = simulate(name, 16, 32, **times)
+    tl = simulate(name, 16, m_v3, **times)
     print(f"{name:9s} bubble {tl.bubble:5.2f} per device, "
           f"{tl.bubble_fraction:.1%} of the step")
-v3_dual = simulate("dualpipe", 16, 32, **times)
-assert 0 < v3_dual.bubble < simulate("1f1b", 16, 32, **times).bubble
+v3_dual = simulate("dualpipe", 16, m_v3, **times)
+assert 0 < v3_dual.bubble < simulate("1f1b", 16, m_v3, **times).bubble
 
 # %% [markdown]
 # ## 5. Where the simulation and the formula disagree
@@ -389,6 +395,15 @@ passed = checks.check_answer("07.smallest_bubble_small_w", prediction)
 # %%
 answer = ...
 passed = checks.check_answer("07.dualpipe_peak_activations", answer)
+
+# %% [markdown]
+# **4.** At the start of its batch ramp DeepSeek-V3 had 3,072 sequences per step over 128
+# pipelines. With one sequence per micro-batch, what share of the step would **1F1B**'s
+# bubble take at PP = 16 (F = 1, B = 2)? Replace `...` with a fraction (0.3, not 30%).
+
+# %%
+answer = ...
+passed = checks.check_answer("07.ramp_start_1f1b_share", answer)
 
 # %% [markdown]
 # ## Summary

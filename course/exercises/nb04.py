@@ -38,3 +38,18 @@ register(Exercise(
         "expert_copies"],
     wrong=32, rtol=0,  # the number of EP groups, not copies
 ))
+
+
+def accumulation(global_sequences: int, micro_batch: int, dp: int) -> int:
+    return global_sequences // (micro_batch * dp)  # global = micro x accumulation x DP
+
+
+register(Exercise(
+    name="04.accumulation", notebook="04",
+    prompt="Micro-batches each data-parallel copy runs per step for a global batch of "
+           "global_sequences, micro-batches of micro_batch sequences and dp copies.",
+    hint="global batch = micro-batch x accumulation steps x DP.",
+    reference=accumulation, oracle=parallel.accumulation_steps,
+    cases=lambda: [(15360, 1, 128), (3072, 1, 128), (15360, 4, 64), (1024, 8, 8)],
+    wrong=lambda g, m, dp: g // dp,  # forgot the micro-batch size
+))

@@ -46,3 +46,19 @@ register(Exercise(
     expected=lambda: max(simulate("dualpipe", 16, 32, **TIMES).peak_activations),
     wrong=16, rtol=0,  # 1F1B's PP
 ))
+
+
+def _ramp_start_share() -> float:
+    from course import parallel
+
+    m = parallel.v3_microbatches(parallel.V3_BATCH["start"])  # 3,072 / 128 = 24
+    return simulate("1f1b", 16, m, f=1.0, b=2.0).bubble_fraction
+
+
+register(Exercise(
+    name="07.ramp_start_1f1b_share", notebook="07",
+    prompt="1F1B bubble share of the step at PP = 16, F = 1, B = 2, with 3,072 / 128 = 24 "
+           "micro-batches per pipeline.",
+    hint="Bubble (PP-1)(F+B) per device; busy time M(F+B); share = bubble / (busy + bubble).",
+    expected=_ramp_start_share, wrong=0.319, rtol=0.01,  # 32 micro-batches' share
+))
