@@ -202,3 +202,12 @@ def test_widgets_build_at_defaults():
     live = w.grpo_explorer()
     assert live.error is None
     assert live.result["run"].accuracy[-1] > live.result["run"].accuracy[0]
+
+
+def test_shipped_comparison_matches_a_fresh_run():
+    shipped = rl.compare()  # from assets/rl/compare.json
+    assert shipped.seeds == (0, 1, 2) and (shipped.sft_grpo > shipped.sft).all()
+    fresh = rl.compare(seeds=(0,), cache=False)
+    for name in ("sft", "sft_grpo", "student_sft", "student_grpo", "student_distilled"):
+        assert getattr(fresh, name)[0] == pytest.approx(getattr(shipped, name)[0], abs=0.03), name
+    assert fresh.base_pass[16][0] == pytest.approx(shipped.base_pass[16][0], abs=0.03)
