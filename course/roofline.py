@@ -217,6 +217,21 @@ def decode_step(cfg, context: int, batch: int = 1, path: str = "absorbed",
     return Op(f"decode step, batch {batch}", c.flops, c.bytes, (batch, context))
 
 
+def decode_intensity_limit(cfg, context: int, path: str = "absorbed",
+                           kv_dtype_bytes: float = 2) -> float:
+    """The intensity a decode step approaches as the batch grows: the weights' bytes are
+    shared by ever more sequences and vanish, while each sequence still brings its own
+    FLOPs (weights + attention) and its own cache to read:
+    (2 x active params + attention FLOPs per token) / cache bytes per sequence."""
+    from course import kvcache
+    from course.memory import param_count
+
+    cfg = load_config(cfg)
+    one = kvcache.decode_step_cost(cfg, context, 1, path, kv_dtype_bytes=kv_dtype_bytes)
+    weight_flops = 2.0 * param_count(cfg).active_without_embedding
+    return (weight_flops + one.attention_flops) / one.cache_bytes
+
+
 def prefill_step(cfg, seq_len: int, batch: int = 1, weight_bytes: float = 2,
                  dtype_bytes: float = 2) -> Op:
     """A whole prefill forward: every weight the tokens touch read once, 2 FLOPs per active

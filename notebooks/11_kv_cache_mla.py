@@ -250,20 +250,74 @@ att = {p: c.attention_flops / c.cache_bytes for p, c in att.items()}
 print(f"attention alone: {att['mha']:.1f} vs {att['absorbed']:.0f} FLOP/B")
 assert att["absorbed"] > 200 * att["mha"]
 
-# %%
-from course.configs import gpu
+# %% [markdown]
+# ### Prefill vs decode on the roofline
+#
+# Notebook 05 built the roofline: attainable FLOP/s = min(peak, intensity × bandwidth),
+# with the ridge at peak / bandwidth (H800: 295 FLOP/B, H200: 206, from the datasheets).
+# **Prefill** pushes a whole prompt through each weight at once: thousands of tokens per
+# weight read. **Decode** pushes one token per sequence. Both on one chart (points placed
+# on the H800; the H200's roof is the dashed line):
 
-h200, pts = gpu("H200"), {}
-for name, path, b in [("V3 MLA, batch 1", "absorbed", 1),
-                      ("V3 MLA, batch 256", "absorbed", 256),
-                      ("V3 as MHA, batch 256", "mha", 256),
-                      ("Llama-3-8B, batch 1", "absorbed", 1)]:
-    model = "llama-3-8b" if "Llama" in name else "deepseek-v3"
-    cost = kvcache.decode_step_cost(model, 32_768, b, path)
-    t = kvcache.roofline_seconds(cost, "H200")["seconds"]
-    pts[name] = (cost.intensity, cost.flops / t / 1e12)
-kvplots.roofline(h200.bf16_dense_tflops, h200.hbm_tb_s, pts,
-                 "Decode on an H200 (32k context): the roofline").show()
+# %%
+from course import roofline
+from course.plots import roofline as rplots
+
+V3 = "deepseek-v3"
+ops = [roofline.prefill_step(V3, 4096, batch=4).scaled(1, "prefill, 4 × 4K tokens"),
+       roofline.decode_step(V3, 32_768, 1).scaled(1, "decode step, batch 1"),
+       roofline.decode_step(V3, 32_768, 256).scaled(1, "decode step, batch 256"),
+       roofline.attention_decode(V3, 32_768, path="absorbed").scaled(1, "MLA attention, absorbed"),
+       roofline.attention_decode(V3, 32_768, path="mha").scaled(1, "attention as MHA")]
+machines = [roofline.machine("H800"), roofline.machine("H200")]
+rplots.roofline(machines, [roofline.placed(op, "H800") for op in ops],
+                title="DeepSeek-V3 on the H800 and H200 rooflines (32k context)").show()
+for op in ops:
+    print(f"{op.name:26s} {op.intensity:8.1f} FLOP/B: H800 {roofline.bound(op, 'H800')}-bound, "
+          f"H200 {roofline.bound(op, 'H200')}-bound")
+assert roofline.bound(ops[0], "H800") == "compute" and roofline.bound(ops[1], "H800") == "memory"
+
+# %% [markdown]
+# The absorbed MLA attention sits at about 242 FLOP/B: **above the H200's ridge, below
+# the H800's**. Same tensor cores; the H200's faster memory moves the ridge left past it.
+# It also bounds decode: as the batch grows, the weights' bytes are shared by more
+# sequences and vanish, but every sequence still reads its own cache, so a decode step's
+# intensity levels off at (FLOPs per token) / (cache bytes per sequence).
+
+# %%
+for path in ("absorbed", "mha"):
+    steps = {b: roofline.decode_step(V3, 32_768, b, path) for b in (1, 16, 256, 4096)}
+    limit = roofline.decode_intensity_limit(V3, 32_768, path)
+    print(f"{path:8s}: " + ", ".join(f"batch {b}: {op.intensity:5.1f}"
+                                     for b, op in steps.items()) + f" -> limit {limit:.0f}")
+limit = roofline.decode_intensity_limit(V3, 32_768)
+assert roofline.ridge("H200") < limit < roofline.ridge("H800")
+share = roofline.placed(ops[1], "H800")["share_of_peak"]
+print(f"one request alone reaches at most {share:.1%} of an H800's peak")
+
+# %% [markdown]
+# > **Check the claim: "GPUs aren't, on paper, the best option for inference."** For one
+# > request, right: decode is matrix–vector work at a few FLOP/B, so an H800 can use
+# > about 3% of its peak (printed above) and is really a memory-bandwidth machine. Serving
+# > is not one request. **Batching** shares each weight read across sequences (intensity
+# > grows with the batch); **expert parallelism** gathers many tokens for each expert
+# > (notebook 05's widget: tokens per expert); and **MLA** lets the cache carry ~242
+# > FLOPs per byte instead of MHA's 1, so the large-batch limit sits near the ridge
+# > instead of at 1–2 FLOP/B. With all three, decode climbs to near the ridge, and on an
+# > H200 past it: the GPU's compute is no longer wasted.
+#
+# **Try it.** The roofline widget of notebook 05, set for decode on an H200: one token
+# per matmul, a 32k context, one token per expert. Drag the tokens up and watch the
+# matmuls cross the ridge; the MLA attention point stays where it is (its intensity does
+# not depend on the batch).
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from course.widgets.roofline import roofline_explorer
+
+decode_roofline = roofline_explorer(gpu_name="H200", tokens=1, seq_len=32_768,
+                                    tokens_per_expert=1)
+decode_roofline
 
 # %% [markdown]
 # With the cache in latent form, all 128 heads read the **same** 576 numbers
@@ -383,6 +437,19 @@ def my_absorbed_scores(q_nope, w_uk, latent):
 my_absorbed_scores = checks.check_exercise("11.absorbed_scores", my_absorbed_scores)
 
 # %% [markdown]
+# **Exercise 4.** Write the arithmetic intensity of absorbed MLA decode attention:
+# `n_heads` query heads, a cache of `d_c` latent and `d_rope` RoPE numbers per token,
+# `dtype_bytes` per number. (DeepSeek-V3: 128, 512, 64, 2 gives the ~242 above.)
+
+# %%
+def my_mla_decode_intensity(n_heads, d_c, d_rope, dtype_bytes):
+    raise NotImplementedError
+
+
+my_mla_decode_intensity = checks.check_exercise("11.mla_decode_intensity",
+                                                my_mla_decode_intensity)
+
+# %% [markdown]
 # ## Summary
 #
 # - Decoding caches each token's keys and values: the cache grows **linearly**
@@ -394,6 +461,9 @@ my_absorbed_scores = checks.check_exercise("11.absorbed_scores", my_absorbed_sco
 # - Absorbing W_UK into the query and W_UV into the output gives the same
 #   outputs while attending in latent space; decode is memory-bound, and a
 #   smaller cache means more sequences per GPU.
+# - On the roofline, prefill is compute-bound and decode of one request is
+#   memory-bound (a few % of the peak); batching, expert parallelism and MLA's
+#   ~242 FLOP/B cache lift decode towards the ridge (H800 295, H200 206 FLOP/B).
 #
 # **Next:** [12 · Multi-token prediction](12_mtp.ipynb) —
 # writing more than one token per step.

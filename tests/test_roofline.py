@@ -318,3 +318,15 @@ def test_expert_parallelism_is_what_makes_experts_compute_bound():
     assert with_ep > 0.9 and without < 0.6
     with pytest.raises(ValueError, match="whole number"):
         roofline.moe_layer_ops("deepseek-v3", tokens=1000, seq_len=4096)
+
+
+@pytest.mark.parametrize("path", ["absorbed", "mha"])
+def test_decode_intensity_approaches_its_large_batch_limit(path):
+    limit = roofline.decode_intensity_limit("deepseek-v3", 32_768, path)
+    huge = roofline.decode_step("deepseek-v3", 32_768, 10**7, path).intensity
+    assert huge == pytest.approx(limit, rel=1e-3)
+    # V3 at 32k: the absorbed ceiling lies between the H200's and the H800's ridges
+    if path == "absorbed":
+        assert roofline.ridge("H200") < limit < roofline.ridge("H800")
+    else:
+        assert limit < 2

@@ -49,3 +49,29 @@ register(Exercise(
                    for s in (0, 10)],
     wrong=lambda q, w, c: q @ (c @ w.T).T / 2,  # an extra scale
 ))
+
+
+def mla_decode_intensity(n_heads: int, d_c: int, d_rope: int, dtype_bytes: float) -> float:
+    # per cached token: scores against [c ; k^R] and mixing of c, for every head...
+    flops = 2 * n_heads * (d_c + d_rope) + 2 * n_heads * d_c
+    return flops / ((d_c + d_rope) * dtype_bytes)  # ...over ONE shared latent read
+
+
+def _mla_decode_oracle(n_heads, d_c, d_rope, dtype_bytes):
+    from course import roofline
+
+    cfg = dict(kvcache.DEEPSEEK_V2, num_attention_heads=n_heads, kv_lora_rank=d_c,
+               qk_rope_head_dim=d_rope)
+    return roofline.attention_decode(cfg, 1000, dtype_bytes=dtype_bytes).intensity
+
+
+register(Exercise(
+    name="11.mla_decode_intensity", notebook="11",
+    prompt="Arithmetic intensity (FLOP/B) of absorbed MLA decode attention: n_heads query "
+           "heads against a cache of d_c latent + d_rope RoPE numbers per token.",
+    hint="Every head scores against [c; k^R] (2(d_c + d_rope) FLOPs) and mixes c (2 d_c); "
+         "all heads share one read of d_c + d_rope numbers.",
+    reference=mla_decode_intensity, oracle=_mla_decode_oracle,
+    cases=lambda: [(128, 512, 64, 2), (16, 512, 64, 1), (4, 16, 8, 4)],
+    wrong=lambda h, dc, dr, b: (2 * (dc + dr) + 2 * dc) / ((dc + dr) * b),  # one head only
+))
