@@ -80,9 +80,10 @@ WIDGETS = {
     "12": {"mtp_speculation": "mtp"},
     "13": {"planner_widget": "planner"},
     "14": {"generation": "tiny_deepseek"},
+    "16": {"imitation_explorer": "rl", "grpo_explorer": "rl"},  # driven in tests/test_rl.py
 }
 TRAINING_BACKED = {"collapse_explorer", "balancing_explorer", "mtp_speculation", "generation",
-                   "latent_rank"}
+                   "latent_rank", "imitation_explorer", "grpo_explorer"}
 
 
 def _notebook_source(notebook: str) -> str:
