@@ -83,6 +83,19 @@ for prompt in ["the green forest has", "the blue forest has", "babe ruth played"
 assert im.next_token_probs(model, "the blue forest has", top_k=1)[0][0] == "blue"
 
 # %% [markdown]
+# **The model, box by box.** Tokens become vectors (the embedding), pass through the
+# blocks, each an attention step and an MLP step added back to the residual stream after
+# an RMSNorm, and a final norm and output head turn the last vector into a score for
+# every word. Hover over a box for what it does. The sizes are this model's own.
+
+# %%
+from course.plots import diagram
+
+cfg = model.cfg
+d_ff = model.blocks[0].ffn.w1.out_features
+diagram.transformer_block(cfg.n_layers, cfg.d_model, cfg.n_heads, d_ff, tok.vocab_size).show()
+
+# %% [markdown]
 # ## 3. Where does attention look?
 #
 # Each head of each layer turns every word into a query, a key and a value. A word's
@@ -101,6 +114,41 @@ print(f"strongest: layer {layer}, head {head} puts {to_green[layer, head]:.0%} o
 assert to_green[layer, head] > 0.5
 plots.attention_heatmap(maps.tokens, maps.weights[layer, head],
                         f"Layer {layer}, head {head}: 'has' looks back at 'green'").show()
+
+# %% [markdown]
+# ### Where is a word? Embeddings and RoPE
+#
+# The **embedding** is a table with one row per word: "green" gets the same vector
+# wherever it stands. And attention by itself is blind to order: a score is query · key,
+# whatever the distance between the two words. So where does position come in?
+#
+# This model (like DeepSeek-V3 and Llama) uses **rotary position embeddings** (RoPE;
+# Su et al. 2021, §3.4): before the scores, each pair of dimensions of a query at position
+# m is rotated by an angle proportional to m, and a key at n by one proportional to n.
+# Rotations compose, so the score depends on the positions only through **n − m**: the
+# model can learn "look two words back" once and use it anywhere. Check it on the trained
+# model's first layer: the query of "has" and the key of "green", placed at many positions.
+
+# %%
+from course import rope
+from course.plots import rope as rope_plots
+
+q, k = rope.query_key(model, layer=0, head=0, q_word="has", k_word="green", tok=tok)
+for m, n in [(3, 1), (10, 8), (25, 23), (3, 0)]:
+    print(f"query at {m:2d}, key at {n:2d} (n - m = {n - m:+d}): "
+          f"logit {rope.score(q, k, m, n):.6f}")
+table, plain = rope.score_table(q, k, 16), rope.score_table(q, k, 16, rope=False)
+spread = max(float(d.max() - d.min()) for d in rope.by_offset(table).values())
+checks.check_close("largest spread of the logit at one offset n - m", spread, 0.0, atol=1e-5)
+assert float(table.max() - table.min()) > 1000 * spread  # ... while offsets do matter
+rope_plots.score_tables(table, plain, "has", "green").show()
+
+# %% [markdown]
+# Along each diagonal (one offset n − m) the logit is the same to float precision; across
+# diagonals it changes. Without RoPE the whole table is one number: the model would have
+# no idea how far apart the words are. Notebook 11 returns to this: MLA keeps RoPE on a
+# small separate key, because a rotation that depends on position cannot be folded into
+# fixed weights.
 
 # %% [markdown]
 # ## 4. What comes next?
@@ -254,10 +302,23 @@ shape = None  # e.g. (1, 2, 3, 4)
 passed = checks.check_answer("01.weights_shape", shape)
 
 # %% [markdown]
+# **Exercise 4.** RoPE on one pair of dimensions: rotate the pair `(x, y)` by `angle`
+# radians (counter-clockwise). Return the new pair as a tuple.
+
+# %%
+def my_rotate(x, y, angle):
+    raise NotImplementedError
+
+
+my_rotate = checks.check_exercise("01.rope_rotate", my_rotate)
+
+# %% [markdown]
 # ## Summary
 #
 # - A block = attention (mixes words) + MLP (transforms each word), both *added* to the
 #   residual stream, each after an RMSNorm.
+# - RoPE rotates queries and keys by position, so attention scores depend only on how far
+#   apart two words are (checked on the trained model).
 # - The causal mask keeps every word from seeing the future; the attention heat map of
 #   a trained model shows words looking back at the word they need.
 # - Knock-outs on the real model: attention is essential for copying context *and* for

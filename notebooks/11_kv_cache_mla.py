@@ -289,7 +289,7 @@ for path in ("absorbed", "mha"):
     steps = {b: roofline.decode_step(V3, 32_768, b, path) for b in (1, 16, 256, 4096)}
     limit = roofline.decode_intensity_limit(V3, 32_768, path)
     print(f"{path:8s}: " + ", ".join(f"batch {b}: {op.intensity:5.1f}"
-                                     for b, op in steps.items()) + f" -> limit {limit:.0f}")
+                                     for b, op in steps.items()) + f" -> limit {limit:.1f}")
 limit = roofline.decode_intensity_limit(V3, 32_768)
 assert roofline.ridge("H200") < limit < roofline.ridge("H800")
 share = roofline.placed(ops[1], "H800")["share_of_peak"]
@@ -297,7 +297,7 @@ print(f"one request alone reaches at most {share:.1%} of an H800's peak")
 
 # %% [markdown]
 # > **Check the claim: "GPUs aren't, on paper, the best option for inference."** For one
-# > request, right: decode is matrix–vector work at a few FLOP/B, so an H800 can use
+# > request, right: decode is matrix–vector work at under 10 FLOP/B, so an H800 can use
 # > about 3% of its peak (printed above) and is really a memory-bandwidth machine. Serving
 # > is not one request. **Batching** shares each weight read across sequences (intensity
 # > grows with the batch); **expert parallelism** gathers many tokens for each expert

@@ -56,3 +56,29 @@ register(Exercise(
     hint="(layers, heads, T, T); the prompt starts with the '.' separator.",
     expected=_weights_shape, wrong=(2, 4, 3, 3), rtol=0,
 ))
+
+
+def rotate(x: float, y: float, angle: float) -> tuple[float, float]:
+    c, s = math.cos(angle), math.sin(angle)
+    return (x * c - y * s, x * s + y * c)
+
+
+def _rotate_oracle(x, y, angle):
+    from course.attention import apply_rope
+
+    cos = torch.full((2,), math.cos(angle), dtype=torch.float64)
+    sin = torch.full((2,), math.sin(angle), dtype=torch.float64)
+    out = apply_rope(torch.tensor([x, y], dtype=torch.float64), cos, sin)
+    return (float(out[0]), float(out[1]))
+
+
+register(Exercise(
+    name="01.rope_rotate", notebook="01",
+    prompt="Rotate the pair (x, y) by angle radians, counter-clockwise, as RoPE does to each "
+           "pair of a query's or key's dimensions.",
+    hint="(x cos a - y sin a, x sin a + y cos a).",
+    reference=rotate, oracle=_rotate_oracle,
+    cases=lambda: [(1.0, 0.0, math.pi / 2), (0.3, -1.2, 0.7), (2.0, 5.0, -3.0)],
+    wrong=lambda x, y, a: (x * math.cos(a) + y * math.sin(a),
+                           -x * math.sin(a) + y * math.cos(a)),  # clockwise
+))
