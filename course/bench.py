@@ -6,8 +6,16 @@ to execute headless.
     python -m course.bench --notebooks     # notebooks only
     python -m course.bench -k moe          # only entries whose name contains "moe"
 
-Widget time is the wall time of one `LiveFigure.apply(...)` (compute + in-place redraw),
-taken over the widget's registered sweep of slider values, repeated `--repeat` times.
+Widget time is the wall time of one `LiveFigure.apply(...)` (compute + in-place redraw)
+over the widget's registered sweep of slider values:
+
+* cached: after one untimed pass over the sweep, `--repeat` timed passes (what a learner
+  sees when coming back to a setting);
+* uncached (widgets that cache training runs, i.e. register a `clear`): for each setting
+  of the sweep, every cache is emptied, the widget is set back to its defaults (computed
+  afresh, untimed), then the move to the setting is timed: a setting never seen before.
+  Its CPU time (`time.process_time`) is reported too: on a busy machine the wall time
+  includes waiting for a core, the CPU time is close to the wall time on an idle core.
 """
 
 from __future__ import annotations
@@ -33,10 +41,14 @@ def load_widget_modules() -> dict:
     return widgets_pkg.BENCH
 
 
-def time_widget(entry, repeat: int = 3) -> dict:
+def time_widget(entry, repeat: int = 3, uncached: bool = True) -> dict:
     live = entry.build()
+    defaults = live.values()
     sweep = entry.sweep()
-    times, errors = [], 0
+    errors = 0
+    for values in sweep:  # fills the caches
+        live.apply(**values)
+    times = []
     for _ in range(repeat):
         for values in sweep:
             start = time.perf_counter()
@@ -44,9 +56,35 @@ def time_widget(entry, repeat: int = 3) -> dict:
             times.append(time.perf_counter() - start)
             errors += live.error is not None
     ms = np.array(times) * 1e3
-    return dict(name=entry.name, notebook=entry.notebook, n=len(ms),
-                median_ms=float(np.median(ms)), p95_ms=float(np.percentile(ms, 95)),
-                messages=errors)
+    out = dict(name=entry.name, notebook=entry.notebook, n=len(ms),
+               median_ms=float(np.median(ms)), p95_ms=float(np.percentile(ms, 95)),
+               messages=errors)
+    if uncached and entry.clear is not None:
+        wall, cpu = [], []
+        for values in sweep:
+            entry.clear()
+            live.apply(**defaults)
+            start, start_cpu = time.perf_counter(), time.process_time()
+            live.apply(**values)
+            wall.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
+            errors += live.error is not None
+        entry.clear()
+        out.update(uncached_n=len(wall), uncached_median_ms=float(np.median(wall)) * 1e3,
+                   uncached_max_ms=float(np.max(wall)) * 1e3,
+                   uncached_cpu_max_ms=float(np.max(cpu)) * 1e3, messages=errors)
+    return out
+
+
+def _row(r: dict) -> str:
+    line = (f"{r['name']:34s} {r['notebook']:6s} {r['n']:4d} {r['median_ms']:10.1f} "
+            f"{r['p95_ms']:9.1f}")
+    if "uncached_n" in r:
+        line += (f" {r['uncached_n']:4d} {r['uncached_median_ms']:10.0f} "
+                 f"{r['uncached_max_ms']:9.0f} {r['uncached_cpu_max_ms']:9.0f}")
+    else:
+        line += f" {'':4s} {'-':>10s} {'-':>9s} {'-':>9s}"
+    return line + (f"  ({r['messages']} bad-input messages)" if r["messages"] else "")
 
 
 def time_notebook(path: Path, timeout: int = 600) -> float:
@@ -70,17 +108,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="run the realistic-size computations on CUDA")
     parser.add_argument("-k", default="", help="only names containing this")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--cached-only", action="store_true",
+                        help="skip the uncached moves (they retrain the widgets' models)")
     args = parser.parse_args(argv)
     if args.realistic:
         return realistic()
     if not args.notebooks:
-        print(f"{'widget':34s} {'notebook':6s} {'n':>4s} {'median ms':>10s} {'p95 ms':>9s}")
+        print(f"{'':41s} {'cached':>25s} {'uncached (new setting)':>34s}")
+        print(f"{'widget':34s} {'notebook':6s} {'n':>4s} {'median ms':>10s} {'p95 ms':>9s} "
+              f"{'n':>4s} {'median ms':>10s} {'max ms':>9s} {'max CPU ms':>9s}")
         for name, entry in sorted(load_widget_modules().items(), key=lambda kv: kv[1].notebook):
             if args.k in name:
-                r = time_widget(entry, args.repeat)
-                print(f"{name:34s} {r['notebook']:6s} {r['n']:4d} {r['median_ms']:10.1f} "
-                      f"{r['p95_ms']:9.1f}" + (f"  ({r['messages']} bad-input messages)"
-                                                if r["messages"] else ""))
+                print(_row(time_widget(entry, args.repeat, not args.cached_only)), flush=True)
     if not args.widgets:
         print(f"\n{'notebook':34s} {'seconds':>8s}")
         for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import numpy as np
 import torch
 from torch import nn
 
 from course.attention import SwiGLU, plain_linear
+from course.runcache import RunCache
 
 SCORE_FUNCS = ("sigmoid", "softmax")
 
@@ -228,12 +228,14 @@ class MoERun:
         return float(max_vio(self.val_load).mean())
 
 
-def train(balance: str = "none", steps: int | None = None, seed: int = 0, **sizes) -> MoERun:
+def train(balance: str = "none", steps: int | None = None, seed: int = 0,
+          progress=None, **sizes) -> MoERun:
     """Train the course's one model (`course.model.TinyLM`) with MoE FFNs on the toy corpus.
 
     sizes override the "moe" preset: n_experts, top_k, n_shared, moe_inter_dim, score_func,
     router_std, router_temp, alpha, gamma, batch, lr, n_dense_layers, n_groups, ...
-    Cached: the same arguments return the same (shared) run.
+    Cached: the same arguments return the same (shared) run. `progress(done, total, text)`
+    is called every step of a run that is not cached (see `course.widgets`).
     """
     from course.presets import preset
 
@@ -246,11 +248,22 @@ def train(balance: str = "none", steps: int | None = None, seed: int = 0, **size
     settings["steps"] = int(steps or settings["steps"])
     key = tuple(sorted((k, round(v, 8) if isinstance(v, float) else v)
                        for k, v in settings.items()))
-    return _train(balance, seed, key)
+    return RUNS.get((balance, seed, key), lambda: _train(balance, seed, key, progress))
 
 
-@lru_cache(maxsize=64)
-def _train(balance: str, seed: int, key: tuple) -> MoERun:
+def describe(balance: str, settings: dict) -> str:
+    """"training the MoE with γ = 0.01" and the like, for progress lines."""
+    what = {"aux": f" with aux loss α = {settings.get('alpha', 0.0):g}",
+            "bias": f" with bias γ = {settings.get('gamma', 0.0):g}"}.get(balance,
+                                                                        " with no balancing")
+    return f"training the MoE{what}"
+
+
+#: Trained runs by (balance, seed, settings); `RUNS.clear()` forgets them.
+RUNS = RunCache(64)
+
+
+def _train(balance: str, seed: int, key: tuple, progress=None) -> MoERun:
     from course import data
     from course.train import tiny_config, train_lm
 
@@ -262,7 +275,8 @@ def _train(balance: str, seed: int, key: tuple) -> MoERun:
     torch.set_num_threads(1)  # subtle: tiny matmuls run faster on one thread than on two
     try:
         res = train_lm(cfg, steps=s["steps"], batch_size=s.get("batch", 32),
-                       lr=s.get("lr", 3e-3), seed=seed, warmup=s.get("warmup", 20))
+                       lr=s.get("lr", 3e-3), seed=seed, warmup=s.get("warmup", 20),
+                       progress=progress, label=describe(balance, s))
     finally:
         torch.set_num_threads(threads)
     layer_load = res.load / res.load.sum(-1, keepdims=True)

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from course.attention import RMSNorm
+from course.runcache import RunCache
 
 
 class MTPModule(nn.Module):
@@ -45,26 +46,31 @@ class MTPModule(nn.Module):
         return self.block(x, cache)[0]  # eq. 22: TRM_k
 
 
-@lru_cache(maxsize=16)
-def _train_cached(depth: int, lam: float, steps: int, seed: int):
-    from course.train import tiny_config, train_lm
-
-    return train_lm(tiny_config(mtp_depth=depth, mtp_lambda=lam), steps=steps, seed=seed)
+#: Trained runs by (depth, lambda, steps, seed); `RUNS.clear()` forgets them.
+RUNS = RunCache(16)
 
 
-def train(depth: int = 1, lam: float = 0.3, steps: int | None = None, seed: int = 0):
+def train(depth: int = 1, lam: float = 0.3, steps: int | None = None, seed: int = 0,
+          progress=None):
     """The course's one model trained with `depth` MTP modules and loss weight `lam`.
 
     Cached by (depth, lam rounded to 0.01, steps, seed): a slider that comes back to a
-    setting reuses the trained model. Returns `course.train.TrainResult`."""
+    setting reuses the trained model. `progress(done, total, text)` is called every step
+    of a run that is not cached (see `course.widgets`). Returns `course.train.TrainResult`."""
     from course.presets import preset
+    from course.train import tiny_config, train_lm
 
     if depth not in (0, 1, 2):
         raise ValueError("The MTP depth must be 0, 1 or 2.")
     if not 0.0 <= lam <= 10.0:
         raise ValueError("The MTP loss weight lambda must be between 0 and 10.")
     steps = int(steps or preset("mtp")["steps"])
-    return _train_cached(int(depth), round(float(lam), 2) if depth else 0.0, steps, int(seed))
+    lam = round(float(lam), 2) if depth else 0.0
+    label = (f"training with MTP depth {depth}, λ = {lam:g}" if depth else
+             "training without MTP")
+    return RUNS.get((int(depth), lam, steps, int(seed)), lambda: train_lm(
+        tiny_config(mtp_depth=int(depth), mtp_lambda=lam), steps=steps, seed=int(seed),
+        progress=progress, label=label))
 
 
 @dataclass
@@ -160,9 +166,12 @@ def _rate(flags: list) -> tuple[float, int]:
 
 
 def speculate(model, prompt_list: list[torch.Tensor], new_tokens: int = 30,
-              temperature: float = 0.0, draft_temperature: float = 0.0, seed: int = 0
-              ) -> Speculation:
-    """Decode every prompt plainly and speculatively (MTP drafts) and measure acceptance."""
+              temperature: float = 0.0, draft_temperature: float = 0.0, seed: int = 0,
+              progress=None) -> Speculation:
+    """Decode every prompt plainly and speculatively (MTP drafts) and measure acceptance.
+
+    `progress(done, total, text)` is called after each decoded prompt (see `course.widgets`).
+    """
     import time
 
     from course.data import tokenizer
@@ -171,12 +180,21 @@ def speculate(model, prompt_list: list[torch.Tensor], new_tokens: int = 30,
 
     words = tokenizer().words
     gen_plain, gen_spec = (torch.Generator().manual_seed(seed) for _ in range(2))
+    total, text = 2 * len(prompt_list), f"decoding {len(prompt_list)} prompts, then with drafts"
+    tick = (lambda done: progress(done, total, text)) if progress else (lambda done: None)
+    tick(0)
     t0 = time.perf_counter()
-    plain = [generate(model, p, new_tokens, temperature=temperature, generator=gen_plain)
-             for p in prompt_list]
+    plain = []
+    for p in prompt_list:
+        plain.append(generate(model, p, new_tokens, temperature=temperature,
+                              generator=gen_plain))
+        tick(len(plain))
     plain_s = time.perf_counter() - t0
-    runs = [speculative_generate(model, p, new_tokens, temperature, draft_temperature,
-                                 gen_spec) for p in prompt_list]
+    runs = []
+    for p in prompt_list:
+        runs.append(speculative_generate(model, p, new_tokens, temperature, draft_temperature,
+                                         gen_spec))
+        tick(len(prompt_list) + len(runs))
     per_depth = [[] for _ in range(model.cfg.mtp_depth)]
     kinds, places = {}, {}
     for run in runs:

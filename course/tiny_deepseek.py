@@ -257,17 +257,21 @@ class Continuation:
     plain_steps: int  # main-model passes of plain decoding
 
 
-def continue_text(model: TinyLM, text: str, new_tokens: int = 12) -> Continuation:
+def continue_text(model: TinyLM, text: str, new_tokens: int = 12,
+                  progress=None) -> Continuation:
     """Continue `text` greedily, plainly and with MTP speculation; unknown words raise the
-    tokenizer's ValueError sentence."""
+    tokenizer's ValueError sentence. `progress(done, total, text)` is called before each of
+    the two decodings and at the end (see `course.widgets`)."""
     from course.model import generate
 
     if not text.strip():
         raise ValueError("Type a few words first, e.g. 'babe ruth played'.")
     if not 1 <= new_tokens <= 64:
         raise ValueError("Ask for between 1 and 64 new words.")
+    tick = progress or (lambda done, total, text: None)
     tok = data.tokenizer()
     idx = torch.tensor([tok.encode(text)])
+    tick(0, 2, f"decoding {new_tokens} words plainly")
     with _one_thread(True):
         plain = generate(model, idx, new_tokens)[0, idx.shape[1]:].tolist()
     words = tok.words
@@ -276,11 +280,13 @@ def continue_text(model: TinyLM, text: str, new_tokens: int = 12) -> Continuatio
     else:
         from course.speculative import speculative_generate
 
+        tick(1, 2, f"decoding {new_tokens} words with MTP drafts")
         with _one_thread(True):
             run = speculative_generate(model, idx, new_tokens)
         spec, steps = run.tokens[0, idx.shape[1]:].tolist(), run.main_steps
         hits = {d.position - idx.shape[1] for d in run.drafts if d.accepted}
         accepted = [i in hits for i in range(new_tokens)]
     model.train()
+    tick(2, 2, "done")
     return Continuation([words[i] for i in idx[0].tolist()], [words[i] for i in plain],
                         [words[i] for i in spec], accepted, steps, new_tokens)

@@ -43,10 +43,17 @@ def tiny_config(**overrides) -> TinyConfig:
 
 def train_lm(cfg: TinyConfig, steps: int = 300, batch_size: int = 32, lr: float = 3e-3,
              seed: int = 0, warmup: int = 20,
-             on_step: Callable[[int, float], None] | None = None) -> TrainResult:
-    """Train a fresh `TinyLM(cfg)` for `steps` steps on the shipped corpus."""
+             on_step: Callable[[int, float], None] | None = None,
+             progress: Callable[[int, int, str], None] | None = None,
+             label: str = "training") -> TrainResult:
+    """Train a fresh `TinyLM(cfg)` for `steps` steps on the shipped corpus.
+
+    `on_step(step, loss)` after each step; `progress(done, total, label)` (the widgets'
+    contract, see `course.widgets`) before the first step and after each one."""
     if steps < 1 or batch_size < 1:
         raise ValueError("steps and batch_size must be at least 1.")
+    if progress is not None:
+        progress(0, steps, label)
     seed_everything(seed)
     gen = torch.Generator().manual_seed(seed)
     model = TinyLM(cfg)
@@ -74,6 +81,8 @@ def train_lm(cfg: TinyConfig, steps: int = 300, batch_size: int = 32, lr: float 
         lm_losses.append(out.lm_loss.item())
         if on_step is not None:
             on_step(step, losses[-1])
+        if progress is not None:
+            progress(step + 1, steps, label)
     elapsed = time.perf_counter() - start
     return TrainResult(model=model, loss=np.array(losses), lm_loss=np.array(lm_losses),
                        load=np.stack(loads) if loads else None,

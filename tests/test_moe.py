@@ -158,9 +158,9 @@ def test_moe_in_the_course_model():
 
 def test_training_is_deterministic_for_a_seed():
     kw = dict(steps=6, batch=4, n_experts=4, top_k=1, gamma=0.01)
-    moe._train.cache_clear()
+    moe.RUNS.clear()
     a = moe.train("bias", seed=3, **kw)
-    moe._train.cache_clear()
+    moe.RUNS.clear()
     b = moe.train("bias", seed=3, **kw)
     assert a is not b
     np.testing.assert_array_equal(a.load, b.load)
@@ -228,3 +228,57 @@ def test_moe_layer_in_bf16_like_the_gpu_path():
 def test_training_sizes_are_the_same_under_both_presets():
     # train_lm is CPU-only, and notebooks 08-09 describe the toy's behaviour
     assert preset("moe", "toy") == preset("moe", "realistic")
+
+
+def test_training_reports_progress_once_per_step_and_not_when_cached():
+    kw = dict(steps=5, batch=4, n_experts=4, top_k=1, gamma=0.01)
+    moe.RUNS.clear()
+    calls = []
+    moe.train("bias", seed=1, progress=lambda *a: calls.append(a), **kw)
+    assert calls == [(i, 5, "training the MoE with bias γ = 0.01") for i in range(6)]
+    calls.clear()
+    moe.train("bias", seed=1, progress=lambda *a: calls.append(a), **kw)
+    assert calls == []  # cached: nothing to report
+
+
+@pytest.fixture
+def short_moe(monkeypatch):
+    """The MoE preset with 30-step runs, so widget tests train in about a second."""
+    from course import presets
+
+    toy = dict(presets.PRESETS["moe"]["toy"], steps=30)
+    monkeypatch.setitem(presets.PRESETS["moe"], "toy", toy)
+    monkeypatch.setenv("COURSE_SIZE", "toy")
+
+
+def test_balancing_widget_disables_the_knob_that_cannot_act(short_moe):
+    from course.widgets.moe import balancing_explorer
+
+    live = balancing_explorer()
+    c = live.controls
+    assert live.values()["method"] == "bias" and live.error is None
+    assert c["alpha"].disabled and not c["gamma"].disabled and "pick aux" in live.hint.value
+    assert [t.name for t in live.fig.data] == ["none", "bias"] and live.fig.data[1].visible
+    live.apply(method="aux")
+    assert not c["alpha"].disabled and c["gamma"].disabled and "pick bias" in live.hint.value
+    run = live.result["run"]
+    live.apply(gamma=0.1)  # γ cannot act with aux: the same (cached) run
+    assert live.result["run"] is run
+    live.apply(method="none")
+    assert c["alpha"].disabled and c["gamma"].disabled
+    assert live.fig.data[1].visible is False  # not the same curve twice, labelled "none"
+    assert "no balancing" in live.summary.value and " vs " not in live.summary.value
+
+
+def test_collapse_widget_trains_in_the_background_when_the_browser_moves(short_moe):
+    from course.widgets.moe import collapse_explorer
+
+    live = collapse_explorer()
+    seen = []
+    live.progress_text.observe(lambda ch: seen.append(ch["new"]), names="value")
+    live.controls["top_k"].set_state({"value": 2})  # as the browser sends a release
+    assert live.busy
+    live.wait()
+    assert live.error is None and live.result["run"].settings["top_k"] == 2
+    assert "training the MoE with no balancing: step 30/30" in seen
+    assert live.fig.data[0].z.shape == (16, 30) and live.progress_box.layout.display == "none"

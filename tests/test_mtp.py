@@ -168,7 +168,7 @@ def test_widget_recomputes_when_the_draft_temperature_changes(monkeypatch):
     from course import presets
 
     monkeypatch.setitem(presets.PRESETS["mtp"], "toy", dict(steps=30, prompts=3, prompt_len=4,
-                                                            new_tokens=10))
+                                                            new_tokens=10, widget_prompts=3))
     monkeypatch.setenv("COURSE_SIZE", "toy")
     from course.widgets.mtp import mtp_speculation
 
@@ -178,3 +178,30 @@ def test_widget_recomputes_when_the_draft_temperature_changes(monkeypatch):
     live.controls["draft_temperature"].value = 2.0
     assert live.result["spec"].acceptance[0] != before
     assert list(live.fig.data[0].x) == list(live.result["spec"].by_type)
+
+
+def test_widget_moves_from_the_browser_train_in_the_background_with_progress(monkeypatch):
+    from course import presets
+
+    monkeypatch.setitem(presets.PRESETS["mtp"], "toy", dict(steps=20, prompts=3, prompt_len=4,
+                                                            new_tokens=8, widget_prompts=2))
+    monkeypatch.setenv("COURSE_SIZE", "toy")
+    from course.widgets import mtp as widget
+
+    live = widget.mtp_speculation()
+    seen = []
+    live.progress_text.observe(lambda c: seen.append(c["new"]), names="value")
+    live.controls["lam"].set_state({"value": 0.6})  # as the browser sends it
+    assert live.busy  # the kernel is free while it trains
+    result = live.wait()
+    sizes = (20, 2, 4, 8)
+    assert live.error is None and result["spec"] is widget.SPECS.get((1, 0.6, 0.0, sizes),
+                                                                       None)[1]
+    assert "training with MTP depth 1, λ = 0.6: step 0/20" in seen
+    assert "training with MTP depth 1, λ = 0.6: step 20/20" in seen
+    assert any(t.startswith("decoding 2 prompts") for t in seen)
+    assert live.progress_box.layout.display == "none"
+    assert (1, 0.6, 20, 0) in mtp.RUNS
+    seen.clear()
+    live.apply(lam=0.3)  # back to a setting seen before: cached, no progress shown
+    assert seen == [] and live.result["spec"] is widget.SPECS.get((1, 0.3, 0.0, sizes), None)[1]

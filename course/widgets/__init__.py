@@ -393,15 +393,18 @@ class BenchEntry:
     notebook: str
     build: Callable[[], LiveFigure]
     sweep: Callable[[], list[dict]]
+    clear: Callable[[], None] | None = None
 
 
 BENCH: dict[str, BenchEntry] = {}
 
 
-def register_bench(name: str, notebook: str, sweep: Callable[[], list[dict]]):
+def register_bench(name: str, notebook: str, sweep: Callable[[], list[dict]],
+                   clear: Callable[[], None] | None = None):
     """Decorator for a widget factory: `course.bench` builds it and times `apply` over
-    each dict of control values that `sweep()` returns."""
+    each dict of control values that `sweep()` returns. `clear()` (for widgets that cache
+    what they compute) forgets every cached result, so the bench can time uncached moves."""
     def wrap(factory: Callable[[], LiveFigure]) -> Callable[[], LiveFigure]:
-        BENCH[name] = BenchEntry(name, notebook, factory, sweep)
+        BENCH[name] = BenchEntry(name, notebook, factory, sweep, clear)
         return factory
     return wrap

@@ -1,6 +1,6 @@
 """Widgets for notebooks 08 (routing collapse) and 09 (balancing). Each slider change
 trains the course's tiny MoE model (`course.moe.train`, cached by its arguments), so the
-sliders update on release only."""
+sliders update on release only, and a progress bar shows the training steps."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from course.widgets import LiveFigure, dropdown, log_slider, register_bench, sli
 
 
 def collapse(n_experts: int, top_k: int, router_std: float, steps: int, score_func: str,
-             ep_ranks: int) -> dict:
+             ep_ranks: int, progress=None) -> dict:
     """Train with no balancing; return the run, its MaxVio and the EP view of the last steps."""
     run = moe.train("none", steps=int(steps), n_experts=int(n_experts), top_k=int(top_k),
-                    router_std=float(router_std), score_func=score_func)
+                    router_std=float(router_std), score_func=score_func, progress=progress)
     tail = run.load[-10:].mean(0)  # recent load, less noisy than one batch
     return dict(run=run, ep=moe.ep_ranks(tail, int(ep_ranks)))
 
@@ -39,7 +39,8 @@ def _summary_collapse(result) -> str:
 
 
 @register_bench("moe_collapse", notebook="08", sweep=lambda: [
-    dict(top_k=2), dict(router_std=0.2), dict(n_experts=8), dict(ep_ranks=8)])
+    dict(top_k=2), dict(router_std=0.2), dict(n_experts=8), dict(ep_ranks=8)],
+    clear=moe.RUNS.clear)
 def collapse_explorer() -> LiveFigure:
     """Sliders -> a no-balancing training run: load heat map, MaxVio, EP utilisation."""
     p = preset("moe")
@@ -52,7 +53,7 @@ def collapse_explorer() -> LiveFigure:
         ep_ranks=dropdown("GPUs (EP ranks)", [1, 2, 4, 8], 4),
     )
     return LiveFigure(controls, collapse, _draw_collapse, plots.load_heatmap(np.zeros((1, 1))),
-                      summary=_summary_collapse)
+                      summary=_summary_collapse, progress=True)
 
 
 #: Notebook 09's router: DeepSeek-V3's sigmoid scores, 2 of 16 experts.
@@ -61,11 +62,15 @@ ALPHAS = (0.0001, 0.001, 0.01, 0.03, 0.1, 0.3, 1.0)
 GAMMAS = (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1)
 
 
-def balancing(method: str, alpha: float, gamma: float, steps: int) -> dict:
-    """One run with the chosen balancing, and the unbalanced run for comparison."""
+def balancing(method: str, alpha: float, gamma: float, steps: int, progress=None) -> dict:
+    """One run with the chosen balancing, and the unbalanced run for comparison (the same
+    run when `method` is "none"). Only the knob of the chosen method matters."""
     kw = {"none": {}, "aux": dict(alpha=float(alpha)), "bias": dict(gamma=float(gamma))}
-    run = moe.train(method, steps=int(steps), **kw[method], **ROUTER)
-    return dict(run=run, base=moe.train("none", steps=int(steps), **ROUTER), method=method)
+    if method not in kw:
+        raise ValueError(f"balancing must be one of none, aux or bias, not {method!r}.")
+    base = moe.train("none", steps=int(steps), progress=progress, **ROUTER)
+    run = moe.train(method, steps=int(steps), progress=progress, **kw[method], **ROUTER)
+    return dict(run=run, base=base, method=method)
 
 
 def _draw_balancing(fig, result) -> None:
@@ -73,14 +78,30 @@ def _draw_balancing(fig, result) -> None:
         y = np.convolve(run.max_vio, np.ones(5) / 5, mode="valid")
         trace.x, trace.y = np.arange(len(y)) + 3, y
     fig.data[1].name = result["method"]
+    fig.data[1].visible = result["method"] != "none"  # not the same curve twice
 
 
 def _summary_balancing(result) -> str:
     run, base = result["run"], result["base"]
+    if result["method"] == "none":
+        return (f"no balancing: held-out MaxVio <b>{base.val_max_vio:.2f}</b> · held-out "
+                f"loss {base.val_loss:.3f} (perplexity {np.exp(base.val_loss):.2f}) · pick "
+                "aux or bias to compare")
     return (f"held-out MaxVio: none <b>{base.val_max_vio:.2f}</b> vs {result['method']} "
             f"<b>{run.val_max_vio:.2f}</b> · held-out loss {base.val_loss:.3f} vs "
             f"{run.val_loss:.3f} (perplexity {np.exp(base.val_loss):.2f} vs "
             f"{np.exp(run.val_loss):.2f})")
+
+
+def _active_knobs(values: dict) -> dict[str, str]:
+    """The balancing knob that cannot act with the chosen method, and why."""
+    method = values["method"]
+    off = {}
+    if method != "aux":
+        off["alpha"] = "α weights the auxiliary loss: pick aux to use it"
+    if method != "bias":
+        off["gamma"] = "γ is the bias step: pick bias to use it"
+    return off
 
 
 def _choice_slider(description: str, options, value) -> W.SelectionSlider:
@@ -90,9 +111,11 @@ def _choice_slider(description: str, options, value) -> W.SelectionSlider:
 
 
 @register_bench("moe_balancing", notebook="09", sweep=lambda: [
-    dict(method="aux", alpha=0.1), dict(method="bias", gamma=0.01), dict(steps=90)])
+    dict(method="aux", alpha=0.1), dict(method="bias", gamma=0.01), dict(steps=90)],
+    clear=moe.RUNS.clear)
 def balancing_explorer() -> LiveFigure:
-    """Dropdown + alpha/gamma sliders -> MaxVio over training against no balancing."""
+    """Dropdown + alpha/gamma sliders -> MaxVio over training against no balancing. Opens
+    on the notebook's bias run (γ = 0.003), which Run All has already trained."""
     p = preset("moe")
     controls = dict(
         method=dropdown("balancing", ["bias", "aux", "none"], "bias"),
@@ -102,4 +125,5 @@ def balancing_explorer() -> LiveFigure:
     )
     fig = plots.lines({"none": [0.0], "bias": [0.0]}, "MaxVio per batch (5-step mean)",
                       "MaxVio")
-    return LiveFigure(controls, balancing, _draw_balancing, fig, summary=_summary_balancing)
+    return LiveFigure(controls, balancing, _draw_balancing, fig, summary=_summary_balancing,
+                      progress=True, active=_active_knobs)

@@ -2,29 +2,39 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from course import mtp
 from course.plots import mtp as plots
 from course.presets import preset
+from course.runcache import RunCache
 from course.speculative import expected_tokens_per_step
 from course.widgets import LiveFigure, register_bench, slider
 
+#: Measured speculation by (depth, lambda, draft temperature, preset sizes); `SPECS.clear()`
+#: forgets them.
+SPECS = RunCache(32)
 
-@lru_cache(maxsize=32)
-def _speculate(depth: int, lam: float, draft_temperature: float):
+
+def measure(lam: float, depth: int, draft_temperature: float, progress=None) -> dict:
+    """Train (or reuse) the model for (lambda, depth), then decode greedily with sampled
+    drafts; `progress(done, total, text)` reports both phases (see `course.widgets`)."""
     p = preset("mtp")
-    run = mtp.train(depth, lam)  # cached by (depth, lambda)
-    spec = mtp.speculate(run.model, mtp.prompts(p["prompts"], p["prompt_len"]),
-                         p["new_tokens"], draft_temperature=draft_temperature)
-    return run.val_loss, spec
+    depth, lam, temp = int(depth), round(float(lam), 2), round(float(draft_temperature), 2)
+
+    def run():
+        trained = mtp.train(depth, lam, progress=progress)  # cached by (depth, lambda)
+        spec = mtp.speculate(trained.model, mtp.prompts(p["widget_prompts"], p["prompt_len"]),
+                             p["new_tokens"], draft_temperature=temp, progress=progress)
+        return trained.val_loss, spec
+
+    sizes = tuple(p[k] for k in ("steps", "widget_prompts", "prompt_len", "new_tokens"))
+    val_loss, spec = SPECS.get((depth, lam, temp, sizes), run)
+    return dict(val_loss=val_loss, spec=spec, depth=depth)
 
 
-def measure(lam: float, depth: int, draft_temperature: float) -> dict:
-    """Train (or reuse) the model for (lambda, depth), then decode greedily with sampled drafts."""
-    val_loss, spec = _speculate(int(depth), round(float(lam), 2),
-                                round(float(draft_temperature), 2))
-    return dict(val_loss=val_loss, spec=spec, depth=int(depth))
+def clear_caches() -> None:
+    """Forget every trained model and measurement (for `course.bench`'s uncached moves)."""
+    SPECS.clear()
+    mtp.RUNS.clear()
 
 
 def _draw(fig, result) -> None:
@@ -48,8 +58,8 @@ def _summary(result) -> str:
 
 
 @register_bench("mtp_speculation", notebook="12", sweep=lambda: [
-    dict(draft_temperature=0.0), dict(draft_temperature=1.0), dict(lam=0.3, depth=1),
-    dict(draft_temperature=0.5)])
+    dict(draft_temperature=1.0), dict(lam=0.5), dict(depth=2), dict(lam=0.0)],
+    clear=clear_caches)
 def mtp_speculation() -> LiveFigure:
     """Sliders -> a (cached) training run and measured speculative decoding."""
     controls = dict(
@@ -60,4 +70,4 @@ def mtp_speculation() -> LiveFigure:
     )
     fig = plots.acceptance_bars({"colour": (0.0, 0)}, "Depth-1 drafts accepted, by the kind of "
                                 "token guessed", "kind of token", overall=0.0)
-    return LiveFigure(controls, measure, _draw, fig, summary=_summary)
+    return LiveFigure(controls, measure, _draw, fig, summary=_summary, progress=True)

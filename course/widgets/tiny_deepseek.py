@@ -51,9 +51,10 @@ def generation(model=None, text: str = "babe ruth played", new_tokens: int = 12)
     def draw(_fig, c):
         out.value = render(c)
 
-    return LiveFigure(controls, lambda text, new_tokens: td.continue_text(model, text,
-                                                                           new_tokens),
-                      draw, figure=None, extra=[out])
+    def compute(text: str, new_tokens: int, progress=None):
+        return td.continue_text(model, text, new_tokens, progress=progress)
+
+    return LiveFigure(controls, compute, draw, figure=None, extra=[out], progress=True)
 
 
 @register_bench("tiny_deepseek_generation", notebook="14", sweep=lambda: [
