@@ -7,7 +7,7 @@ once; a seeded shuffle holds a share out, never trained on. The reward is rule-b
 DeepSeek-R1-Zero's accuracy and format rewards (arXiv 2501.12948, §2.2.2):
 ``accuracy + FORMAT_WEIGHT · format``, where `format` = the response is `n_terms` digits
 ended by ``.`` and `accuracy` = it is well formed and sorted correctly. The task's own
-14-word vocabulary replaces the corpus's (which has no digits).
+13-word vocabulary replaces the corpus's (which has no digits).
 
 **Imitation** (`sft`): the course's model (`course.model.TinyLM`) trained on demonstrations
 with the course's optimizer recipe (`course.train`: AdamW β = (0.9, 0.95), gradient

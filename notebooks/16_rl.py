@@ -61,7 +61,7 @@ from course.widgets.rl import ProgressLine
 # ## 2. A task with a rule for the reward
 #
 # Reinforcement needs a reward a computer can check. The tiny model learns to
-# **sort three digits**. The task has its own 14-word vocabulary (the corpus
+# **sort three digits**. The task has its own 13-word vocabulary (the corpus
 # has no digits): `.` starts a prompt and ends an answer. All 1,000 prompts
 # exist; a seeded fifth is **held out**, never trained on, and every accuracy
 # below is measured there.
@@ -173,7 +173,8 @@ mask = rl.response_mask(answers)
 with torch.no_grad():
     logp = rl.token_logprobs(noisy.model, rl.encode_prompts(group), answers)
 loss, stats = rl.grpo_loss(logp, logp, logp, adv.float(), mask, eps=0.2, beta=0.04)
-checks.check_close("first step: loss = −mean advantage = 0", float(loss), 0.0, atol=1e-6)
+checks.check_close("first step: loss = −mean advantage = 0", abs(float(loss)), 0.0,
+                   atol=1e-6)
 checks.check_close("KL to the reference at the start", stats["kl"], 0.0, atol=1e-6)
 
 # %% [markdown]
@@ -375,7 +376,8 @@ passed = checks.check_answer("16.value_model_tb", value_tb)
 # ## Summary
 #
 # - **Imitation** (SFT) copies demonstrations, slips included: from 70%-right
-#   demonstrations the tiny model sorts about 70% of held-out prompts right.
+#   demonstrations the tiny model sorts about 60% of held-out prompts right,
+#   never more than its demonstrations.
 # - **Reinforcement** with GRPO needs only a rule that scores answers: sample a
 #   group, compare each answer with its group's mean, push up the better ones,
 #   clip the step, stay near a reference (KL). From the same imperfect start

@@ -47,6 +47,8 @@ def grpo_panels(run=None, title: str = "GRPO from the SFT model") -> go.Figure:
                       legend=dict(orientation="h", y=-0.22, x=0))
     fig.update_xaxes(title_text="GRPO step")
     fig.update_yaxes(range=[0, 1.15], row=1, col=1)
+    fig.update_yaxes(rangemode="tozero", row=1, col=2)
+    fig.update_yaxes(range=[0, 5], row=1, col=3)  # a sorted answer: 3 digits and "."
     fig.update_annotations(font_size=12)
     return fig
 
@@ -82,7 +84,7 @@ def pass_at_k(curves: dict, title: str = "pass@k: how often one of k samples is 
 BARS = (("sft", "teacher: SFT", "neutral"), ("sft_grpo", "teacher: SFT → GRPO", "good"),
         ("student_sft", "student: SFT", "neutral"),
         ("student_grpo", "student: SFT → GRPO", "primary"),
-        ("student_distilled", "student: distilled from the GRPO teacher", "accent"))
+        ("student_distilled", "student: distilled from the teacher", "accent"))
 
 
 def comparison(comp, title: str | None = None) -> go.Figure:
@@ -92,12 +94,14 @@ def comparison(comp, title: str | None = None) -> go.Figure:
     fig = figure(title, "", "held-out accuracy (sampled)", width=900)
     for name, label, role in BARS:
         vals = np.asarray(getattr(comp, name))
+        label = label.replace(": ", "<br>")
         fig.add_bar(x=[label], y=[vals.mean()], marker_color=COLORS[role], showlegend=False,
-                    text=[f"{vals.mean():.0%}"], textposition="outside", cliponaxis=False)
+                    text=[f"{vals.mean():.0%}"], textposition="inside",
+                    insidetextanchor="middle", textfont=dict(color="white", size=14))
         fig.add_scatter(x=[label] * len(vals), y=vals, mode="markers", showlegend=False,
                         marker=dict(color="#1a202c", size=7, symbol="circle-open"))
     fig.add_hline(y=comp.quality, line_dash="dot", line_color=COLORS["bad"],
-                  annotation_text="demonstrations correct", annotation_position="top left")
+                  annotation_text="demonstrations correct", annotation_position="top right")
     fig.update_yaxes(range=[0, 1.1], tickformat=".0%")
     return fig
 
