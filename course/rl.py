@@ -55,6 +55,8 @@ END = "."  # id 0: ends a response, and starts every prompt (as in the corpus st
 WORDS = (END, *"0123456789", "sort", ":")
 FORMAT_WEIGHT = 0.1
 Progress = Callable[[int, int, str], None] | None
+#: every run this kernel has made, by its arguments (`RUNS.clear()` forgets them)
+RUNS: dict = {}
 
 
 # --------------------------------------------------------------------------------- task
@@ -264,11 +266,11 @@ def sft(quality: float = 1.0, steps: int | None = None,
     key = ("sft", quality, steps, n_demos, lr, seed, student)
     if demos is not None:  # given demonstrations (distillation): not cached
         return _sft(demos, steps, lr, seed, student, p, progress)
-    if cache and key in _RUNS:
+    if cache and key in RUNS:
         _done(progress, steps, "SFT (cached)")
-        return _RUNS[key]
+        return RUNS[key]
     run = _sft(demonstrations(n_demos, quality, seed), steps, lr, seed, student, p, progress)
-    _RUNS[key] = run
+    RUNS[key] = run
     return run
 
 
@@ -434,9 +436,6 @@ def grpo(start: TinyLM, steps: int | None = None, group: int | None = None,
                    np.array(evals), np.array(accs), time.perf_counter() - t0, settings)
 
 
-_RUNS: dict = {}
-
-
 def _done(progress: Progress, total: int, text: str) -> None:
     if progress is not None:
         progress(total, total, text)
@@ -454,12 +453,12 @@ def sft_then_grpo(quality: float = 0.7, group: int | None = None,
                cache=cache)
     key = ("grpo", quality, group or p["group"], beta, eps, lr or p["grpo_lr"],
            steps or p["grpo_steps"], seed, student)
-    if cache and key in _RUNS:
+    if cache and key in RUNS:
         _done(progress, n_sft + n_grpo, "GRPO (cached)")
-        return base, _RUNS[key]
+        return base, RUNS[key]
     run = grpo(base.model, steps, group, beta=beta, eps=eps, lr=lr, seed=seed,
                progress=_part(progress, n_sft, n_sft + n_grpo))
-    _RUNS[key] = run
+    RUNS[key] = run
     return base, run
 
 
@@ -549,12 +548,12 @@ def compare(seeds=(0, 1, 2), quality: float = 0.7,
     tests/test_rl.py against a fresh run); `cache=False` recomputes everything."""
     p = preset("rl")
     key = ("compare", tuple(seeds), quality, json.dumps(p, sort_keys=True))
-    if cache and key in _RUNS:
+    if cache and key in RUNS:
         _done(progress, 3 * len(seeds), "comparison (cached)")
-        return _RUNS[key]
+        return RUNS[key]
     shipped = _load_shipped(key) if cache else None
     if shipped is not None:
-        _RUNS[key] = shipped
+        RUNS[key] = shipped
         _done(progress, 3 * len(seeds), "comparison (precomputed: assets/rl/compare.json)")
         return shipped
     _, test = problems()
@@ -584,7 +583,7 @@ def compare(seeds=(0, 1, 2), quality: float = 0.7,
                      col("base_length"), col("grpo_length"), col("student_sft"),
                      col("student_grpo"), col("student_distilled"),
                      [r["curve"] for r in rows])
-    _RUNS[key] = out
+    RUNS[key] = out
     return out
 
 

@@ -211,3 +211,14 @@ def test_shipped_comparison_matches_a_fresh_run():
     for name in ("sft", "sft_grpo", "student_sft", "student_grpo", "student_distilled"):
         assert getattr(fresh, name)[0] == pytest.approx(getattr(shipped, name)[0], abs=0.03), name
     assert fresh.base_pass[16][0] == pytest.approx(shipped.base_pass[16][0], abs=0.03)
+
+
+def test_grpo_widget_trains_a_new_run_for_a_new_beta():
+    from course.widgets import rl as w
+
+    live = w.grpo_explorer()
+    live.controls["beta"].set_state({"value": 0.2})  # as a browser would
+    result = live.wait(timeout=600)
+    assert live.error is None and result["run"].settings["beta"] == 0.2
+    assert list(live.fig.data[2].y) == list(result["run"].kl)
+    assert "GRPO steps" in live.summary.value

@@ -42,7 +42,7 @@ def _summary_imitation(run) -> str:
 
 
 @register_bench("rl_imitation", notebook="16", sweep=lambda: [
-    dict(quality=1.0), dict(quality=0.5), dict(quality=0.7)])
+    dict(quality=1.0), dict(quality=0.5), dict(quality=0.7)], clear=rl.RUNS.clear)
 def imitation_explorer(quality: float = 0.7) -> LiveFigure:
     """Demonstration quality slider -> an SFT run: held-out accuracy against the demos'."""
     controls = dict(quality=slider("demonstrations correct", 0.0, 1.0, quality, step=0.1,
@@ -71,7 +71,7 @@ def _summary_reinforcement(result) -> str:
 
 
 @register_bench("rl_grpo", notebook="16", sweep=lambda: [
-    dict(group=4), dict(beta=0.2), dict(eps=0.05), dict(lr=1e-3)])
+    dict(group=4), dict(beta=0.2), dict(eps=0.05), dict(lr=1e-3)], clear=rl.RUNS.clear)
 def grpo_explorer() -> LiveFigure:
     """Sliders G, β, ε, learning rate and demonstration quality -> SFT then GRPO."""
     p = preset("rl")
