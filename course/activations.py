@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from course import validate
 from course.configs import ModelConfig, load_config
 
 RECOMPUTE = ("none", "selective", "full")
@@ -52,6 +53,9 @@ def _ffn_elements(inter: int, recompute: str) -> int:
 def layer_elements(cfg: ModelConfig, moe: bool, seq_len: int, recompute: str = "none",
                    flash: bool = True) -> dict:
     """Saved elements per token in one layer: {"norm": replicated under TP, "split": rest}."""
+    cfg = load_config(cfg)
+    validate.choice("recompute", recompute, RECOMPUTE)
+    seq_len = validate.positive_int("seq_len", seq_len)
     d = cfg.hidden_size
     norm = 2 * d if recompute == "selective" else 4 * d  # norm inputs (+ outputs)
     split = _attention_elements(cfg, seq_len, recompute, flash)
@@ -69,10 +73,9 @@ def activation_elements(cfg, seq_len: int, recompute: str = "none", flash: bool 
                         tp: int = 1, sp: bool = False) -> float:
     """Saved elements per token for the whole model (per GPU when split by `tp`)."""
     cfg = load_config(cfg)
-    if recompute not in RECOMPUTE:
-        raise ValueError(f"recompute must be one of {', '.join(RECOMPUTE)}.")
-    if seq_len < 1 or tp < 1:
-        raise ValueError("seq_len and tp must be ≥ 1.")
+    validate.choice("recompute", recompute, RECOMPUTE)
+    seq_len = validate.positive_int("seq_len", seq_len)
+    tp = validate.positive_int("tp", tp)
     kinds = [(False, cfg.n_dense_layers), (True, cfg.n_moe_layers)]
     per = {moe: layer_elements(cfg, moe, seq_len, recompute, flash) for moe, _ in kinds}
     size = {moe: p["norm"] / (tp if sp else 1) + p["split"] / tp for moe, p in per.items()}
@@ -88,8 +91,8 @@ def activation_bytes(cfg, seq_len: int, micro_batch: int = 1, recompute: str = "
                      sp: bool = False) -> int:
     """Bytes of saved activations for one micro-batch: linear in seq_len and micro_batch
     with a flash kernel (quadratic in seq_len only through the score matrix)."""
-    if micro_batch < 1:
-        raise ValueError("micro_batch must be ≥ 1.")
+    micro_batch = validate.positive_int("micro_batch", micro_batch)
+    validate.positive("dtype_bytes", dtype_bytes)
     per_token = activation_elements(cfg, seq_len, recompute, flash, tp, sp)
     return int(round(per_token * seq_len * micro_batch * dtype_bytes))
 
@@ -99,7 +102,9 @@ def activation_bytes(cfg, seq_len: int, micro_batch: int = 1, recompute: str = "
 
 def toy_mlp(d: int = 64, hidden: int = 256, blocks: int = 2, seed: int = 0) -> nn.Sequential:
     """A residual-free MLP: `blocks` x (Linear d->hidden, GELU, Linear hidden->d)."""
-    g = torch.Generator().manual_seed(seed)
+    d, hidden = validate.integer("d", d, 1, 8192), validate.integer("hidden", hidden, 1, 8192)
+    blocks = validate.integer("blocks", blocks, 1, 64)
+    g = torch.Generator().manual_seed(validate.integer("seed", seed, 0, 2**63 - 1))
     layers: list[nn.Module] = []
     for _ in range(blocks):
         layers += [nn.Linear(d, hidden), nn.GELU(), nn.Linear(hidden, d)]
@@ -112,6 +117,7 @@ def toy_mlp(d: int = 64, hidden: int = 256, blocks: int = 2, seed: int = 0) -> n
 
 def toy_mlp_params(d: int, hidden: int, blocks: int) -> int:
     """Weights and biases of `toy_mlp`."""
+    d, hidden, blocks = _sizes(d=d, hidden=hidden, blocks=blocks)
     return blocks * (2 * d * hidden + hidden + d)
 
 
@@ -120,7 +126,13 @@ def toy_mlp_saved_bytes(d: int, hidden: int, blocks: int, batch: int,
     """Predicted bytes saved for backward by `toy_mlp` + MSE loss: per block the first
     Linear's input (d), GELU's input (hidden) and the second Linear's input (hidden);
     then the MSE loss keeps the output and the target (d each)."""
+    d, hidden, blocks, batch = _sizes(d=d, hidden=hidden, blocks=blocks, batch=batch)
+    validate.positive("dtype_bytes", dtype_bytes)
     return batch * (blocks * (d + 2 * hidden) + 2 * d) * dtype_bytes
+
+
+def _sizes(**sizes) -> tuple:
+    return tuple(validate.positive_int(name, n) for name, n in sizes.items())
 
 
 def _nbytes(tensors) -> int:
@@ -132,6 +144,9 @@ def measure_training_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     """Run one MSE + AdamW step and measure bytes from torch: parameters, gradients,
     AdamW moments (exp_avg, exp_avg_sq), AdamW's step counters, and the distinct tensors
     autograd saved for backward (parameters excluded: they are counted once as weights)."""
+    if not isinstance(model, nn.Module) or not (torch.is_tensor(x) and torch.is_tensor(y)):
+        raise ValueError("measure_training_step takes a torch model and tensors x and y.")
+    validate.positive("lr", lr)
     params = list(model.parameters())
     param_ptrs = {p.untyped_storage().data_ptr() for p in params}
     saved: dict[int, int] = {}

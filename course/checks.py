@@ -21,14 +21,38 @@ def _as_array(x: Any) -> np.ndarray:
 
 
 def close(got: Any, expected: Any, rtol: float = 1e-6, atol: float = 0.0) -> bool:
-    """True when `got` matches `expected` elementwise (numbers, arrays, tensors, tuples)."""
+    """True when `got` matches `expected` elementwise (numbers, arrays, tensors, tuples).
+
+    An answer that is not a number where one is expected (text such as "nine", None, a
+    dict) is simply not close: False, never an exception."""
     if isinstance(expected, (str, bool)) or expected is None:
         return got == expected
     if isinstance(expected, dict):
         return (isinstance(got, dict) and got.keys() == expected.keys()
                 and all(close(got[k], expected[k], rtol, atol) for k in expected))
-    a, b = _as_array(got), _as_array(expected)
+    if _is_text(expected):  # e.g. a tuple of names
+        return isinstance(got, (list, tuple)) and list(got) == list(expected)
+    if _is_text(got):  # numpy would read "2" as 2.0; text is never a numeric answer
+        return False
+    try:
+        a = _as_array(got)
+    except (TypeError, ValueError, RuntimeError, OverflowError):
+        return False
+    b = _as_array(expected)
     return a.shape == b.shape and bool(np.allclose(a, b, rtol=rtol, atol=atol, equal_nan=True))
+
+
+def _is_text(x: Any) -> bool:
+    if isinstance(x, (str, bytes)):
+        return True
+    return isinstance(x, (list, tuple)) and any(_is_text(v) for v in x)
+
+
+def _kind_note(got: Any, expected: Any) -> str:
+    """A short note when the answer is text but the exercise wants a number."""
+    if _is_text(got) and not _is_text(expected) and not isinstance(expected, (bool, dict)):
+        return " (the answer should be a number, not text)"
+    return ""
 
 
 def check_close(claim: str, got: Any, expected: Any, rtol: float = 1e-6,
@@ -53,6 +77,12 @@ def check_exercise(name: str, yours: Callable, reference: Callable | None = None
     """
     if reference is None:
         return exercise(name, yours)
+    if cases is None:
+        raise ValueError("check_exercise with a reference needs cases: a list of argument "
+                         "tuples to try both functions on.")
+    if not callable(yours):
+        print(f"✗ {name}: expected a function, got {_short(yours)}.")
+        return _fail(name, hint, reference)
     for args in cases:
         try:
             got = yours(*args)
@@ -65,7 +95,7 @@ def check_exercise(name: str, yours: Callable, reference: Callable | None = None
         expected = reference(*args)
         if not close(got, expected, rtol, atol):
             print(f"✗ {name}: for input {_short(args)} you returned {_short(got)}, "
-                  f"expected {_short(expected)}.")
+                  f"expected {_short(expected)}{_kind_note(got, expected)}.")
             return _fail(name, hint, reference)
     print(f"✓ {name}: correct on every case.")
     return _record(name, "passed", yours)
@@ -88,7 +118,8 @@ def check_answer(name: str, yours: Any, expected: Any = _FROM_REGISTRY, hint: st
         print(f"✓ {name}: correct.")
         _record(name, "passed", None)
         return True
-    print(f"✗ {name}: {_short(yours)} is not right." + (f" Hint: {hint}" if hint else ""))
+    print(f"✗ {name}: {_short(yours)} is not right{_kind_note(yours, expected)}."
+          + (f" Hint: {hint}" if hint else ""))
     _record(name, "failed", None)
     return False
 
@@ -96,17 +127,13 @@ def check_answer(name: str, yours: Any, expected: Any = _FROM_REGISTRY, hint: st
 def exercise(name: str, yours: Callable) -> Callable:
     """Check a function exercise from the registry (`course.exercises`); returns the
     function later cells should use."""
-    from course import exercises
-
-    ex = exercises.get(name)
+    ex = _registered(name)
     return check_exercise(name, yours, ex.reference, ex.cases(), ex.hint, ex.rtol, ex.atol)
 
 
 def answer(name: str, yours: Any) -> bool:
     """Check a value exercise (something to compute or predict) from the registry."""
-    from course import exercises
-
-    ex = exercises.get(name)
+    ex = _registered(name)
     return check_answer(name, yours, ex.expected(), ex.hint, ex.rtol, ex.atol)
 
 
@@ -114,12 +141,21 @@ def solution(name: str) -> str:
     """The reference solution of an exercise, as text (only when the learner asks)."""
     import inspect
 
-    from course import exercises
-
-    ex = exercises.get(name)
+    ex = _registered(name)
     if ex.is_function:
         return inspect.getsource(ex.reference)
     return f"{name}: {ex.expected()!r}"
+
+
+def _registered(name: str):
+    """The registry's exercise `name`, or a ValueError naming what exists."""
+    from course import exercises
+
+    try:
+        return exercises.get(name)
+    except (KeyError, TypeError):
+        raise ValueError(f"No exercise named {name!r}; names look like "
+                         f"'07.dualpipe_peak_activations' (see course.exercises).") from None
 
 
 def _fail(name: str, hint: str, reference: Callable) -> Callable:

@@ -17,12 +17,27 @@ from dataclasses import dataclass
 import torch
 
 from course import device as dev
+from course import validate
 from course.attention import Block, CausalSelfAttention, SwiGLU
 from course.presets import preset
+
+MAX_ELEMENTS = 2**32  # largest tensor a timing allocates (the realistic block needs 2**31)
+
+
+def _sizes(**sizes) -> tuple:
+    return tuple(validate.positive_int(name, n) for name, n in sizes.items())
+
+
+def _fits(**products) -> None:
+    for what, n in products.items():
+        if n > MAX_ELEMENTS:
+            raise ValueError(f"{what} would hold {n:,} numbers, more than the "
+                             f"{MAX_ELEMENTS:,} a timing here allocates; use smaller sizes.")
 
 
 def swiglu_flops(tokens: int, d_model: int, d_ff: int) -> int:
     """Forward FLOPs of a SwiGLU MLP: three (d_model × d_ff) matmuls per token."""
+    tokens, d_model, d_ff = _sizes(tokens=tokens, d_model=d_model, d_ff=d_ff)
     return 2 * tokens * 3 * d_model * d_ff
 
 
@@ -30,6 +45,8 @@ def block_flops(batch: int, seq_len: int, d_model: int, d_ff: int) -> int:
     """Forward FLOPs of one pre-norm MHA block as `course.attention.Block` computes it:
     q, k, v, o projections, the full (T × T) scores and weighted values (the causal mask
     is applied after the product, so the masked half is computed too) and the SwiGLU."""
+    batch, seq_len, d_model, d_ff = _sizes(batch=batch, seq_len=seq_len, d_model=d_model,
+                                           d_ff=d_ff)
     tokens = batch * seq_len
     projections = 2 * tokens * 4 * d_model * d_model
     scores_and_values = 2 * 2 * batch * seq_len * seq_len * d_model
@@ -42,6 +59,8 @@ class PassTiming:
     backward_s: float | None  # median seconds of one backward pass (None: not measured)
     forward_flops: int  # counted by hand
     where: str  # device and dtype, e.g. "cpu float32"
+    fastest_forward_s: float | None = None  # the least-disturbed run (robust under load)
+    fastest_backward_s: float | None = None
 
     @property
     def ratio(self) -> float:
@@ -74,6 +93,9 @@ def time_passes(module: torch.nn.Module, x: torch.Tensor, flops: int, repeats: i
     The backward pass computes gradients for the input and every weight, as inside a
     deep network; its time is measured separately from the forward that built the graph.
     """
+    if not isinstance(module, torch.nn.Module) or not torch.is_tensor(x):
+        raise ValueError("time_passes takes a torch module and an input tensor.")
+    repeats = validate.integer("repeats", repeats, 1, 1000)
     device = x.device
     fwd, bwd = [], []
     for i in range(repeats + 1):  # the first round warms up kernels and allocator
@@ -94,15 +116,16 @@ def time_passes(module: torch.nn.Module, x: torch.Tensor, flops: int, repeats: i
             bwd.append(t2 - t1)
     median = lambda v: sorted(v)[len(v) // 2]
     return PassTiming(median(fwd), median(bwd) if backward else None, flops,
-                      f"{device.type} {str(x.dtype).removeprefix('torch.')}")
+                      f"{device.type} {str(x.dtype).removeprefix('torch.')}",
+                      min(fwd), min(bwd) if backward else None)
 
 
 def mlp_timing(d_model: int, d_ff: int, tokens: int, repeats: int = 5,
                device: torch.device | None = None, seed: int = 0,
                dtype: torch.dtype | None = None) -> PassTiming:
     """Forward and backward time of one SwiGLU MLP on `tokens` random tokens."""
-    if min(d_model, d_ff, tokens) < 1:
-        raise ValueError("d_model, d_ff and tokens must be positive.")
+    d_model, d_ff, tokens = _sizes(d_model=d_model, d_ff=d_ff, tokens=tokens)
+    _fits(weights=d_model * d_ff, activations=tokens * d_ff)
     device = device or dev.device()
     torch.manual_seed(seed)
     dtype = dtype or _default_dtype(device)
@@ -115,6 +138,12 @@ def block_timing(d_model: int, n_heads: int, d_ff: int, seq_len: int, batch: int
                  repeats: int = 3, device: torch.device | None = None,
                  seed: int = 0, dtype: torch.dtype | None = None) -> PassTiming:
     """Forward time of one MHA + SwiGLU block (course.attention.Block) on random input."""
+    d_model, n_heads, d_ff, seq_len, batch = _sizes(
+        d_model=d_model, n_heads=n_heads, d_ff=d_ff, seq_len=seq_len, batch=batch)
+    if d_model % n_heads:
+        raise ValueError(f"n_heads {n_heads} must divide d_model {d_model}.")
+    _fits(weights=d_model * max(d_model, d_ff), activations=batch * seq_len * max(d_model, d_ff),
+          scores=batch * n_heads * seq_len * seq_len)
     device = device or dev.device()
     torch.manual_seed(seed)
     dtype = dtype or _default_dtype(device)

@@ -33,12 +33,11 @@ def size() -> str:
     return chosen
 
 
-def is_realistic() -> bool:
-    return size() == "realistic"
-
-
 def seed_everything(seed: int = 0) -> torch.Generator:
     """Seed Python, numpy and torch (CPU and CUDA); return a seeded torch generator."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be a whole number from 0 to 2**32 - 1 (numpy's range), "
+                         f"not {seed!r}.")
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

@@ -23,9 +23,11 @@ import time
 import torch
 from torch import nn
 
+from course import validate
 from course.attention import RMSNorm, apply_rope, causal_mask, plain_linear, rope_cos_sin
 
 PATHS = ("naive", "absorbed", "mha")
+MAX_CONTEXT = 10**7  # cached tokens filled_cache builds at most
 
 
 class _Growable:
@@ -86,9 +88,11 @@ class MLAttention(nn.Module):
 
     def __init__(self, cfg, linear=plain_linear, path: str = "naive"):
         super().__init__()
-        for name in ("kv_lora_rank", "qk_nope_head_dim", "v_head_dim", "n_heads"):
-            if getattr(cfg, name) < 1:
-                raise ValueError(f"MLA needs {name} ≥ 1.")
+        for name in ("d_model", "kv_lora_rank", "qk_nope_head_dim", "v_head_dim", "n_heads",
+                     "qk_rope_head_dim"):
+            validate.positive_int(name, getattr(cfg, name, None))
+        validate.non_negative_int("q_lora_rank", getattr(cfg, "q_lora_rank", 0) or 0)
+        validate.choice("decode path", path, PATHS)
         if cfg.qk_rope_head_dim < 2 or cfg.qk_rope_head_dim % 2:
             raise ValueError("The RoPE key width qk_rope_head_dim must be even and ≥ 2.")
         d, H = cfg.d_model, cfg.n_heads
@@ -204,6 +208,8 @@ def filled_cache(layer: MLAttention, context: int, batch: int = 1, dtype=torch.f
                  generator: torch.Generator | None = None):
     """A cache of the layer's kind already holding `context` tokens, made by running the
     layer's own projections on random inputs (cheaper than a prefill, same contents)."""
+    context = validate.integer("context", context, 1, MAX_CONTEXT)
+    batch = validate.integer("batch", batch, 1, 4096)
     cache = layer.new_cache()
     device = next(layer.parameters()).device
     width = layer.wkv_a.weight.shape[1]
@@ -231,6 +237,9 @@ def time_decode_step(layer: MLAttention, path: str, context: int, batch: int = 1
                      repeats: int = 5, dtype=torch.float32, seed: int = 0) -> float:
     """Best-of-`repeats` seconds of one decode step (one new token per sequence) at `context` cached
     tokens, for the layer decoding along `path` ("naive", "absorbed" or "mha")."""
+    validate.choice("decode path", path, PATHS)
+    context, batch, repeats = (validate.integer(name, n) for name, n in
+                               (("context", context), ("batch", batch), ("repeats", repeats)))
     if context < 1 or batch < 1 or repeats < 1:
         raise ValueError("context, batch and repeats must be at least 1.")
     old, layer.path = layer.path, path

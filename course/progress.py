@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,9 +22,10 @@ def load() -> dict[str, dict]:
     """name -> {"notebook": "08", "passed_at": "2026-11-28 13:05"} for every passed exercise."""
     path = progress_file()
     try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        done = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return {}
+    return done if isinstance(done, dict) else {}
 
 
 def record(name: str, notebook: str = "") -> None:
@@ -33,9 +35,24 @@ def record(name: str, notebook: str = "") -> None:
         return
     done[name] = {"notebook": notebook, "passed_at": time.strftime("%Y-%m-%d %H:%M")}
     try:
-        progress_file().write_text(json.dumps(done, indent=1, sort_keys=True))
+        _write_atomically(progress_file(), json.dumps(done, indent=1, sort_keys=True))
     except OSError:
         pass
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write to a temporary file beside `path`, then rename it over `path`: a crash leaves
+    either the old file or the new one, never half of one (os.replace is atomic)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def reset() -> None:

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from course import validate
+
 
 @dataclass
 class Draft:
@@ -125,12 +127,13 @@ def speculative_generate(model, idx: torch.Tensor, max_new_tokens: int,
                          temperature: float = 0.0, draft_temperature: float = 0.0,
                          generator: torch.Generator | None = None) -> SpecResult:
     """Continue `idx` (1, T) by `max_new_tokens` tokens, drafting with the MTP modules."""
-    if not getattr(model.cfg, "mtp_depth", 0):
+    if not getattr(getattr(model, "cfg", None), "mtp_depth", 0):
         raise ValueError("Speculative decoding needs a model with an MTP module (depth ≥ 1).")
-    if idx.dim() != 2 or idx.shape[0] != 1 or idx.shape[1] < 1:
+    if not torch.is_tensor(idx) or idx.dim() != 2 or idx.shape[0] != 1 or idx.shape[1] < 1:
         raise ValueError("Give one prompt of at least one token, shape (1, T).")
-    if max_new_tokens < 1:
-        raise ValueError("max_new_tokens must be at least 1.")
+    max_new_tokens = validate.integer("max_new_tokens", max_new_tokens, 1, 100_000)
+    temperature = validate.non_negative("temperature", temperature)
+    draft_temperature = validate.non_negative("draft_temperature", draft_temperature)
     model.eval()
     start = time.perf_counter()
     cache, drafter = model.new_cache(), _Drafter(model)
@@ -166,11 +169,11 @@ def speculative_generate(model, idx: torch.Tensor, max_new_tokens: int,
 def expected_tokens_per_step(acceptance: list[float]) -> float:
     """Tokens per main-model step when depth k's draft passes with probability p_k (given
     every earlier draft passed): 1 + p_1 + p_1 p_2 + ...  With one draft: the 1 + p ceiling."""
+    if isinstance(acceptance, (str, bytes)) or not hasattr(acceptance, "__iter__"):
+        raise ValueError(f"acceptance must be a list of rates, not {acceptance!r}.")
     total, chain = 1.0, 1.0
     for p in acceptance:
-        if not 0.0 <= p <= 1.0:
-            raise ValueError("Acceptance rates must be between 0 and 1.")
-        chain *= p
+        chain *= validate.fraction("acceptance rate", p)
         total += chain
     return total
 
@@ -179,8 +182,10 @@ def speedup_estimate(tokens_per_step: float, plain_step_s: float, verify_step_s:
                      draft_s: float) -> float:
     """Decoding speed-up over plain decoding: tokens per step times the cost ratio of a
     plain one-token step to one speculative step (verify D+1 tokens, plus drafting)."""
-    if min(plain_step_s, verify_step_s) <= 0 or draft_s < 0:
-        raise ValueError("Step costs must be positive.")
+    tokens_per_step = validate.positive("tokens_per_step", tokens_per_step)
+    plain_step_s = validate.positive("plain_step_s", plain_step_s)
+    verify_step_s = validate.positive("verify_step_s", verify_step_s)
+    draft_s = validate.non_negative("draft_s", draft_s)
     return tokens_per_step * plain_step_s / (verify_step_s + draft_s)
 
 
@@ -194,6 +199,8 @@ class StepCosts:
 @torch.no_grad()
 def step_costs(model, context: int = 32, repeats: int = 30) -> StepCosts:
     """Fastest wall time of each kind of decoding step over `repeats` interleaved tries."""
+    context = validate.integer("context", context, 1, 100_000)
+    repeats = validate.integer("repeats", repeats, 1, 10_000)
     model.eval()
     dev, D = model.embed.weight.device, model.cfg.mtp_depth
     ids = torch.randint(0, model.cfg.vocab_size, (1, context + D + 1),

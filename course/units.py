@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from course import validate
+
 _BINARY = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 
 
 def fmt_bytes(n: float) -> str:
     """Binary units: fmt_bytes(70272) == '68.6 KiB'."""
-    n = float(n)
+    n = validate.number("n", n)
     for unit in _BINARY:
         if abs(n) < 1024 or unit == _BINARY[-1]:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -17,7 +19,7 @@ def fmt_bytes(n: float) -> str:
 
 def fmt_count(n: float, unit: str = "") -> str:
     """Decimal SI-style counts: fmt_count(671.03e9, 'params') == '671.0 B params'."""
-    n = float(n)
+    n = validate.number("n", n)
     for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
         if abs(n) >= scale:
             text = f"{n / scale:.1f} {suffix}"
@@ -29,7 +31,7 @@ def fmt_count(n: float, unit: str = "") -> str:
 
 def fmt_seconds(s: float) -> str:
     """fmt_seconds(0.0123) == '12.3 ms'; fmt_seconds(3.7 * 86400) == '3.7 days'."""
-    s = float(s)
+    s = validate.number("s", s)
     if s < 1e-3:
         return f"{s * 1e6:.1f} µs"
     if s < 1:

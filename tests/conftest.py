@@ -13,3 +13,12 @@ import pytest  # noqa: E402
 def _private_progress_file(tmp_path, monkeypatch):
     """Tests never touch the learner's real progress file."""
     monkeypatch.setenv("COURSE_PROGRESS_FILE", str(tmp_path / "progress.json"))
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    """Every test starts from the same random state (torch, numpy and `random`), whatever
+    ran before it or in which order: a test's numbers never depend on its neighbours."""
+    from course.device import seed_everything
+
+    seed_everything(0)

@@ -30,8 +30,13 @@ def test_block_flops_match_torch():
 
 
 def test_mlp_timing_runs_and_backward_costs_more():
-    t = cost.mlp_timing(64, 256, 256, repeats=3, device=torch.device("cpu"))
-    assert t.forward_s > 0 and t.backward_s > 0 and t.ratio > 1.0
+    # Fastest of 9 runs each: load only ever adds time, so the least-disturbed runs keep
+    # the ratio near its FLOP count of 2. Measured 1.78-2.36 over 30 tries on the shared
+    # 2-core machine, and 1.86 at worst with two extra busy processes; 1.3 leaves margin.
+    t = cost.mlp_timing(64, 256, 256, repeats=9, device=torch.device("cpu"))
+    assert t.forward_s > 0 and t.backward_s > 0
+    assert t.fastest_backward_s / t.fastest_forward_s > 1.3
+    assert t.fastest_forward_s <= t.forward_s and t.fastest_backward_s <= t.backward_s
     assert t.forward_flops == cost.swiglu_flops(256, 64, 256)
     assert t.where == "cpu float32"
 

@@ -61,9 +61,6 @@ def kv_cache_calculator() -> LiveFigure:
 
 # ------------------------------------------------------------------------- latent rank
 
-RANKS = np.arange(0, 65)
-
-
 def toy_mla_config(rank: int, d_model: int = 64, n_layers: int = 2, n_heads: int = 4):
     """The toy MLA model's shapes as a DeepSeek-style config, for kvcache's formulas."""
     return load_config(dict(model_type="deepseek_v3", hidden_size=d_model,
