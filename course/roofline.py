@@ -359,7 +359,7 @@ def measure_machine(sizes: dict | None = None, device=None, refresh: bool = Fals
     dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
     nbytes = torch.empty((), dtype=dtype).element_size()
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    g = torch.Generator().manual_seed(0)
+    g = torch.Generator(device=dev).manual_seed(0)  # made on the device: no host copy
     total, done = len(sizes["peak_ns"]) + 1 + len(sizes["skinny_m"]), 0
 
     def tick(text):
@@ -370,8 +370,8 @@ def measure_machine(sizes: dict | None = None, device=None, refresh: bool = Fals
 
     peak = 0.0
     for n in sizes["peak_ns"]:
-        a = torch.randn(n, n, generator=g).to(dev, dtype)
-        b = torch.randn(n, n, generator=g).to(dev, dtype)
+        a = torch.randn(n, n, generator=g, device=dev, dtype=dtype)
+        b = torch.randn(n, n, generator=g, device=dev, dtype=dtype)
         best = _times(partial(torch.mm, a, b), sync, sizes["repeats"])[0]
         peak = max(peak, 2 * n**3 / best / 1e12)
         tick(f"matmul {n}×{n}×{n}")
@@ -383,10 +383,10 @@ def measure_machine(sizes: dict | None = None, device=None, refresh: bool = Fals
     tick(f"copy {sizes['copy_mib']} MiB")
     del src, dst
     k = sizes["skinny_k"]
-    w = torch.randn(k, k, generator=g).to(dev, dtype)
+    w = torch.randn(k, k, generator=g, device=dev, dtype=dtype)
     points = []
     for m in sizes["skinny_m"]:
-        x = torch.randn(m, k, generator=g).to(dev, dtype)
+        x = torch.randn(m, k, generator=g, device=dev, dtype=dtype)
         times = _times(partial(torch.mm, x, w), sync, sizes["repeats"])
         op = matmul(m, k, k, nbytes, name=f"{m} tokens × ({k}×{k})")
         if m == min(sizes["skinny_m"]):  # the matrix-vector read: a bandwidth measurement
