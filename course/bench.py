@@ -50,6 +50,7 @@ def time_widget(entry, repeat: int = 3, uncached: bool = True) -> dict:
         live.apply(**values)
     times = []
     for _ in range(repeat):
+        live.apply(**defaults)  # each pass moves through the same settings as the first
         for values in sweep:
             start = time.perf_counter()
             live.apply(**values)

@@ -215,7 +215,27 @@ class MoERun:
     bias: np.ndarray | None  # (steps, n_moe_layers, E) routing bias after each step, or None
     seconds: float
     settings: dict = field(default_factory=dict)
-    model: nn.Module | None = None
+    model: nn.Module | None = None  # None for a run cut from a longer one (`truncated`)
+    #: held-out (val_loss, val_load) after every CHECKPOINT_EVERY steps
+    checkpoints: dict = field(default_factory=dict)
+
+    def truncated(self, steps: int) -> MoERun:
+        """The first `steps` steps of this run: exactly the run `train` would give for
+        `steps` (same seed, batches and learning rates), held-out numbers from the
+        checkpoint at `steps`; its model is not kept (None)."""
+        if steps == len(self.loss):
+            return self
+        if steps not in self.checkpoints:
+            raise ValueError(f"This run has no checkpoint at step {steps}; it has "
+                             f"{sorted(self.checkpoints)}.")
+        val_loss, val_load = self.checkpoints[steps]
+        return MoERun(load=self.load[:steps], loss=self.loss[:steps],
+                      lm_loss=self.lm_loss[:steps], val_loss=val_loss, val_load=val_load,
+                      layer_load=self.layer_load[:steps],
+                      bias=None if self.bias is None else self.bias[:steps],
+                      seconds=self.seconds * steps / len(self.loss),
+                      settings=dict(self.settings, steps=steps),
+                      checkpoints={k: v for k, v in self.checkpoints.items() if k < steps})
 
     @property
     def max_vio(self) -> np.ndarray:
@@ -248,7 +268,22 @@ def train(balance: str = "none", steps: int | None = None, seed: int = 0,
     settings["steps"] = int(steps or settings["steps"])
     key = tuple(sorted((k, round(v, 8) if isinstance(v, float) else v)
                        for k, v in settings.items()))
+    if (balance, seed, key) not in RUNS:
+        longer = _longer_run(balance, seed, key)
+        if longer is not None:  # a cached longer run holds this one as its first steps
+            return longer.truncated(settings["steps"])
     return RUNS.get((balance, seed, key), lambda: _train(balance, seed, key, progress))
+
+
+def _longer_run(balance: str, seed: int, key: tuple) -> MoERun | None:
+    s = dict(key)
+    rest = {k: v for k, v in s.items() if k != "steps"}
+    for (b, sd, k), run in RUNS.items():
+        other = dict(k)
+        if (b, sd) == (balance, seed) and other.pop("steps") > s["steps"] and other == rest \
+                and s["steps"] in run.checkpoints:
+            return run
+    return None
 
 
 def describe(balance: str, settings: dict) -> str:
@@ -261,32 +296,46 @@ def describe(balance: str, settings: dict) -> str:
 
 #: Trained runs by (balance, seed, settings); `RUNS.clear()` forgets them.
 RUNS = RunCache(64)
+#: Held-out numbers are also taken every this many steps, so that a shorter run with the
+#: same settings is cut from a cached longer one instead of trained (the widgets' steps
+#: sliders move by this much).
+CHECKPOINT_EVERY = 30
 
 
 def _train(balance: str, seed: int, key: tuple, progress=None) -> MoERun:
     from course import data
-    from course.train import tiny_config, train_lm
+    from course.train import evaluate, tiny_config, train_lm
 
     s = dict(key)
     cfg = tiny_config(ffn="moe", balance=balance,
                       extra={k: s[k] for k in ROUTER_KEYS if k in s},
                       **{TRAIN_KEYS[k]: v for k, v in s.items() if k in TRAIN_KEYS})
+    held_out = data.split()[1]
+    checkpoints = {}
+
+    def checkpoint(done: int, model) -> None:
+        if done % CHECKPOINT_EVERY == 0 and done < s["steps"]:
+            val = held_out_load(model, held_out, cfg.seq_len)  # no grad, parameters untouched
+            checkpoints[done] = (evaluate(model, held_out, cfg.seq_len),
+                                 val / val.sum(-1, keepdims=True))
+
     start, threads = time.perf_counter(), torch.get_num_threads()
     torch.set_num_threads(1)  # subtle: tiny matmuls run faster on one thread than on two
     try:
         res = train_lm(cfg, steps=s["steps"], batch_size=s.get("batch", 32),
                        lr=s.get("lr", 3e-3), seed=seed, warmup=s.get("warmup", 20),
-                       progress=progress, label=describe(balance, s))
+                       progress=progress, label=describe(balance, s), checkpoint=checkpoint)
     finally:
         torch.set_num_threads(threads)
     layer_load = res.load / res.load.sum(-1, keepdims=True)
     moe = res.model.moe_layers()
     bias = np.stack([np.stack(m.bias_log) for m in moe], 1) if balance == "bias" else None
-    val = held_out_load(res.model, data.split()[1], cfg.seq_len)
+    val = held_out_load(res.model, held_out, cfg.seq_len)
     return MoERun(load=layer_load.mean(1), loss=res.loss, lm_loss=res.lm_loss,
                   val_loss=res.val_loss, val_load=val / val.sum(-1, keepdims=True),
                   layer_load=layer_load, bias=bias, seconds=time.perf_counter() - start,
-                  settings=dict(s, balance=balance, seed=seed), model=res.model)
+                  settings=dict(s, balance=balance, seed=seed), model=res.model,
+                  checkpoints=checkpoints)
 
 
 @torch.no_grad()

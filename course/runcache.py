@@ -28,5 +28,8 @@ class RunCache:
             self._runs.popitem(last=False)
         return run
 
+    def items(self) -> list[tuple[Any, Any]]:
+        return list(self._runs.items())
+
     def clear(self) -> None:
         self._runs.clear()

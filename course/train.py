@@ -45,11 +45,15 @@ def train_lm(cfg: TinyConfig, steps: int = 300, batch_size: int = 32, lr: float 
              seed: int = 0, warmup: int = 20,
              on_step: Callable[[int, float], None] | None = None,
              progress: Callable[[int, int, str], None] | None = None,
-             label: str = "training") -> TrainResult:
+             label: str = "training",
+             checkpoint: Callable[[int, TinyLM], None] | None = None) -> TrainResult:
     """Train a fresh `TinyLM(cfg)` for `steps` steps on the shipped corpus.
 
     `on_step(step, loss)` after each step; `progress(done, total, label)` (the widgets'
-    contract, see `course.widgets`) before the first step and after each one."""
+    contract, see `course.widgets`) before the first step and after each one;
+    `checkpoint(done, model)` after each step, e.g. to evaluate the model on the way (it
+    must leave the parameters alone). The learning rate does not depend on `steps`, so the
+    first k steps of a run are exactly a k-step run."""
     if steps < 1 or batch_size < 1:
         raise ValueError("steps and batch_size must be at least 1.")
     if progress is not None:
@@ -81,6 +85,8 @@ def train_lm(cfg: TinyConfig, steps: int = 300, batch_size: int = 32, lr: float 
         lm_losses.append(out.lm_loss.item())
         if on_step is not None:
             on_step(step, losses[-1])
+        if checkpoint is not None:
+            checkpoint(step + 1, model)
         if progress is not None:
             progress(step + 1, steps, label)
     elapsed = time.perf_counter() - start

@@ -282,3 +282,19 @@ def test_collapse_widget_trains_in_the_background_when_the_browser_moves(short_m
     assert live.error is None and live.result["run"].settings["top_k"] == 2
     assert "training the MoE with no balancing: step 30/30" in seen
     assert live.fig.data[0].z.shape == (16, 30) and live.progress_box.layout.display == "none"
+
+
+def test_a_shorter_run_is_cut_exactly_from_a_longer_one():
+    kw = dict(batch=4, n_experts=4, top_k=1, gamma=0.01)
+    moe.RUNS.clear()
+    long = moe.train("bias", steps=2 * moe.CHECKPOINT_EVERY, seed=2, **kw)
+    cut = moe.train("bias", steps=moe.CHECKPOINT_EVERY, seed=2, **kw)  # no training
+    assert cut.model is None and len(cut.loss) == moe.CHECKPOINT_EVERY
+    moe.RUNS.clear()
+    short = moe.train("bias", steps=moe.CHECKPOINT_EVERY, seed=2, **kw)  # trained
+    assert short.model is not None and long.model is not None
+    for name in ("load", "loss", "lm_loss", "layer_load", "bias", "val_load", "max_vio"):
+        np.testing.assert_array_equal(getattr(cut, name), getattr(short, name), err_msg=name)
+    assert cut.val_loss == short.val_loss and cut.val_max_vio == short.val_max_vio
+    with pytest.raises(ValueError, match="no checkpoint at step 7"):
+        long.truncated(7)
