@@ -195,7 +195,7 @@ def test_measure_machine_is_fast_and_cached(measured):
     assert secs < 15  # < 5 s on an idle laptop; generous on a shared CI machine
     start = time.perf_counter()
     assert roofline.measure_machine(device="cpu") is m
-    assert time.perf_counter() - start < 0.01
+    assert time.perf_counter() - start < 0.05
 
 
 def _numpy_copy_tb_s(mib: int = 64, repeats: int = 3) -> float:
