@@ -170,8 +170,8 @@ def _deepseek(raw: dict) -> dict:
             n_group=_int(raw, "n_group", default=1),
             topk_group=_int(raw, "topk_group", default=1),
             routed_scaling_factor=_positive_float(raw, "routed_scaling_factor", 1.0),
-            scoring_func=validate.choice("config key 'scoring_func'",
-                                  raw.get("scoring_func") or "softmax", ("softmax", "sigmoid")),
+            scoring_func=validate.choice("scoring_func", raw.get("scoring_func") or "softmax",
+                                         ("softmax", "sigmoid")),
         )
     return fields
 

@@ -297,8 +297,9 @@ class FP8Linear(nn.Linear):
     scales; the master weight `.weight` stays FP32 (report §3.3.3). x (..., in) → (..., out)."""
 
     def __init__(self, in_features: int, out_features: int, fmt: str = "e4m3"):
-        in_features = validate.positive_int("in_features", in_features)
-        out_features = validate.positive_int("out_features", out_features)
+        in_features = validate.integer("in_features", in_features, 1, MAX_ELEMENTS)
+        out_features = validate.integer("out_features", out_features, 1,
+                                        MAX_ELEMENTS // in_features)
         format_spec(fmt)
         super().__init__(in_features, out_features, bias=False)
         if fmt == "bf16":

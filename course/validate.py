@@ -103,8 +103,8 @@ def choice(name: str, value, options: Iterable):
     except TypeError:  # an unhashable value against a dict's keys
         ok = False
     if not ok:
-        listed = ", ".join(repr(o) for o in options)
-        raise ValueError(f"{name} must be one of {listed}, not {_shown(value)}.")
+        listed = ", ".join(str(o) for o in options)
+        raise ValueError(f"Unknown {name} {_shown(value)}; choose one of {listed}.")
     return value
 
 
