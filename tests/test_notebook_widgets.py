@@ -49,6 +49,14 @@ def nb14_model():
     return TinyLM(td.full_config("toy"))
 
 
+@lru_cache(maxsize=1)
+def nb05_machine():
+    """Notebook 05's measurement of this machine, which its roofline widget is given."""
+    from course import roofline
+
+    return roofline.measure_machine()
+
+
 def _build(notebook: str, name: str):
     """Build widget `name` the way notebook `notebook` does (same factory, same arguments)."""
     import importlib
@@ -59,6 +67,10 @@ def _build(notebook: str, name: str):
         return factory(*nb11_model_and_idx())
     if name == "generation":
         return factory(nb14_model())
+    if name == "roofline_explorer" and notebook == "11":  # set for decode on an H200
+        return factory(gpu_name="H200", tokens=1, seq_len=32_768, tokens_per_expert=1)
+    if name == "roofline_explorer":
+        return factory(nb05_machine())
     return factory()
 
 
@@ -69,14 +81,16 @@ WIDGETS = {
     "02": {"knob_explorer": "backprop"},
     "03": {"memory_widget": "memory"},
     "04": {"parallel_widget": "parallel"},
-    "05": {"training_bill": "compute"},
+    "05": {"training_bill": "compute",
+           "roofline_explorer": "roofline"},  # driven in tests/test_roofline.py
     "06": {"collectives_widget": "comms", "routing_widget": "comms"},
     "07": {"pipeline_gantt": "pipeline"},
     "08": {"collapse_explorer": "moe"},
     "09": {"balancing_explorer": "moe"},
     "10": {"scaling_widget": "fp8", "accumulation_widget": "fp8"},
     "11": {"kv_cache_calculator": "kvcache", "latent_rank": "kvcache",
-           "measured_decode": "kvcache"},
+           "measured_decode": "kvcache",
+           "roofline_explorer": "roofline"},  # driven in tests/test_roofline.py
     "12": {"mtp_speculation": "mtp"},
     "13": {"planner_widget": "planner"},
     "14": {"generation": "tiny_deepseek"},
