@@ -256,3 +256,21 @@ def sweep_redundant(load, redundant, num_groups: int, num_nodes: int, num_gpus: 
     return dict(redundant=list(map(int, redundant)), imbalance=values,
                 static=float(imbalance(static_placement(load, num_gpus).gpu_load).mean())
                 if E % num_gpus == 0 else float("nan"))
+
+
+def min_replicas(load, target: float, num_groups: int, num_nodes: int, num_gpus: int,
+                 max_replicas: int | None = None, policy: str | None = None) -> int | None:
+    """The fewest physical slots (a multiple of num_gpus, at least the experts) whose EPLB
+    placement keeps max/mean GPU load, averaged over layers, at or under `target`; None
+    when even `max_replicas` (default: 4x the experts) does not."""
+    load = _as_load(load)
+    E = load.shape[1]
+    if target < 1:
+        raise ValueError(f"max/mean is never below 1: a target of {target} cannot be met.")
+    limit = max_replicas or 4 * E
+    first = -(-E // num_gpus) * num_gpus
+    for slots in range(first, limit + 1, num_gpus):
+        if rebalance(load, slots, num_groups, num_nodes, num_gpus, policy).imbalance.mean() \
+                <= target:
+            return slots
+    return None
