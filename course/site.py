@@ -109,7 +109,8 @@ def kernel_env(root: Path, notebook: str) -> dict:
 
 def execute(src: str, dest: str, root: str, timeout: int) -> tuple[bool, float, str]:
     """Run one notebook (in a worker process) and save it with its outputs to `dest`.
-    Returns (ok, seconds, error message); a failed run is saved beside it as .failed."""
+    Returns (ok, seconds, error message, the executed notebook as JSON text); a failed run
+    is saved beside it as .failed."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError
@@ -130,7 +131,7 @@ def execute(src: str, dest: str, root: str, timeout: int) -> tuple[bool, float, 
     tmp = target.with_suffix(".tmp")
     nbformat.write(nb, tmp)
     os.replace(tmp, target)
-    return ok, time.perf_counter() - start, message
+    return ok, time.perf_counter() - start, message, nbformat.writes(nb)
 
 
 def _prune_widget_state(nb) -> None:
@@ -155,16 +156,17 @@ def _prune_widget_state(nb) -> None:
 
 
 def execute_all(root: Path, pages: list[Page], jobs: int, force: bool, timeout: int,
-                log=print) -> tuple[dict[str, Path], dict[str, str]]:
+                log=print) -> tuple[dict[str, str], dict[str, str]]:
     """Execute what is not cached, `jobs` notebooks at a time. Returns ({stem: executed
-    file}, {stem: error} for those that failed: rendered from their partial run)."""
+    notebook as JSON text}, {stem: error} for those that failed: rendered from their partial
+    run). Notebooks are held in memory, so a concurrent build pruning the cache is harmless."""
     pkg = package_hash(root)
-    done: dict[str, Path] = {}
+    done: dict[str, str] = {}
     todo: list[tuple[Page, Path]] = []
     for page in pages:
         cached = cache_path(root, page, pkg)
         if cached.exists() and not force:
-            done[page.stem] = cached
+            done[page.stem] = cached.read_text(encoding="utf-8")
         else:
             todo.append((page, cached))
     if done:
@@ -179,17 +181,17 @@ def execute_all(root: Path, pages: list[Page], jobs: int, force: bool, timeout: 
                        for p, dest in todo}
             for fut in cf.as_completed(futures):
                 page, dest = futures[fut]
-                ok, seconds, message = fut.result()
+                ok, seconds, message, text = fut.result()
                 log(f"  {page.stem}: {'ok' if ok else 'FAILED'} in {seconds:.0f} s"
                     + ("" if ok else f" ({message})"))
                 if ok:
                     for old in dest.parent.glob(f"{page.stem}-*"):
                         if old != dest and old.suffix in (".ipynb", ".failed"):
                             old.unlink()
-                    done[page.stem] = dest
+                    done[page.stem] = text
                 else:
                     failures[page.stem] = message
-                    done[page.stem] = dest.with_suffix(".failed")
+                    done[page.stem] = text
     return done, failures
 
 
@@ -308,11 +310,12 @@ class Renderer:
 
         return markdown2html_mistune(rewrite_links(text, self.stems))
 
-    def notebook(self, i: int, executed: Path, guide_ids: dict[str, str]) -> None:
+    def notebook(self, i: int, executed: str, guide_ids: dict[str, str],
+                 failed: bool = False) -> None:
         import nbformat
 
         page = self.pages[i]
-        nb = nbformat.read(executed, as_version=4)
+        nb = nbformat.reads(executed, as_version=4)
         nb.metadata["course_notebook"] = page.path.name
         for cell in nb.cells:
             if cell.cell_type == "markdown":
@@ -324,7 +327,6 @@ class Renderer:
         guide = guide_ids.get(page.number)
         guide_link = (f' · <a href="instructor_guide.html#{guide}">instructor notes</a>'
                       if guide else "")
-        failed = executed.suffix == ".failed"
         banner = (f'<div class="run-it">This page is <code>notebooks/{page.path.name}</code> '
                   'executed at toy size on a CPU. The figures respond to hover and zoom; to move '
                   f'the sliders, open it in JupyterLab: <code>pip install -e . &amp;&amp; '
@@ -425,6 +427,7 @@ class Renderer:
         (dest / "notebook.css").write_text(
             (lab / "index.css").read_text() + "\n" + (lab / "theme-light.css").read_text())
         (dest / "pygments.css").write_text(self.pygments_css)
+        (self.out / ".nojekyll").write_text("")  # GitHub Pages: serve _static/ as it is
 
 
 def _lab_static() -> Path:
@@ -472,7 +475,7 @@ def build(root: Path | None = None, out: Path | None = None, only: list[str] | N
     r = Renderer(root, out, pages)
     guide_ids = r.guide()
     for i, page in enumerate(pages):
-        r.notebook(i, executed[page.stem], guide_ids)
+        r.notebook(i, executed[page.stem], guide_ids, page.stem in failures)
     r.home()
     r.sections()
     r.static_files()

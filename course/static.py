@@ -42,7 +42,7 @@ def static_note(notebook: str | None = None) -> str:
     return ('<div class="course-static-note">Static page: the controls above are shown at '
             'their default values and do not move here. In JupyterLab they drive the real '
             f'computation: <code>pip install -e . &amp;&amp; jupyter lab {html.escape(where)}'
-            '</code> (see “Run it yourself” on the home page).</div>')
+            '</code> (see <a href="index.html#run-it-yourself">Run it yourself</a>).</div>')
 
 
 def figure_div(figure: dict) -> str:

@@ -14,6 +14,7 @@ COURSE_REQUIRE_BROWSER=1 (set by .ci/run), which turns the skip into a failure.
 from __future__ import annotations
 
 import functools
+import html
 import http.server
 import os
 import re
@@ -62,6 +63,57 @@ def test_cache_key_follows_notebook_and_package_sources(tmp_path):
     assert second != first
     nb.write_text('{"cells": []}')
     assert key() not in (first, second)
+
+
+def test_widget_views_render_statically_from_their_saved_state():
+    """Widgets other than LiveFigure (as nbclient saves them): boxes, HTML, controls at their
+    values, an Output widget's captured outputs (text and a plotly figure), and a note."""
+    from course import static
+
+    fig = {"data": [{"type": "bar", "y": [1, 2]}], "layout": {}}
+    states = {
+        "box": {"model_name": "VBoxModel", "state": {"children": [
+            "IPY_MODEL_html", "IPY_MODEL_slider", "IPY_MODEL_pick", "IPY_MODEL_out"]}},
+        "html": {"model_name": "HTMLModel", "state": {"value": "<b>loss 0.25</b>"}},
+        "slider": {"model_name": "FloatSliderModel", "state": {
+            "_model_name": "FloatSliderModel", "description": "gamma", "value": 0.001}},
+        "pick": {"model_name": "DropdownModel", "state": {
+            "_model_name": "DropdownModel", "description": "model", "index": 1,
+            "_options_labels": ["llama-3-8b", "deepseek-v3"]}},
+        "out": {"model_name": "OutputModel", "state": {"outputs": [
+            {"output_type": "stream", "name": "stdout", "text": "trained 10 steps\n"},
+            {"output_type": "display_data", "data": {static.PLOTLY_MIME: fig}}]}},
+    }
+    page = static.widget_html("box", states)
+    assert "<b>loss 0.25</b>" in page and "trained 10 steps" in page
+    assert "gamma</span> <span class=\"course-control-value\">0.001<" in page
+    assert "deepseek-v3" in page and "llama-3-8b" not in page
+    assert page.count("course-plotly-data") == 1 and '"y":[1,2]' in page
+    assert "JupyterLab" in static.widget_html("gone", states)  # state not saved: a note
+
+
+def test_live_figure_on_a_static_page_is_its_figure_controls_and_a_note(monkeypatch):
+    """COURSE_STATIC=1: the widget's repr is its current figure (plotly JSON), its controls
+    at their values, its summary, and the line saying the sliders move in JupyterLab."""
+    import json
+
+    import plotly.io as pio
+
+    from course.widgets.pipeline import pipeline_gantt
+
+    monkeypatch.setenv("COURSE_STATIC", "1")
+    monkeypatch.setenv("COURSE_STATIC_NOTEBOOK", "07_dualpipe.ipynb")
+    live = pipeline_gantt()
+    bundle = live._repr_mimebundle_()
+    assert set(bundle) == {"text/plain", "text/html", "application/vnd.plotly.v1+json"}
+    assert bundle["application/vnd.plotly.v1+json"] == json.loads(pio.to_json(live.fig))
+    page = bundle["text/html"]
+    for control in live.controls.values():
+        assert f">{html.escape(control.description)}</span>" in page
+    assert "jupyter lab notebooks/07_dualpipe.ipynb" in page and "do not move here" in page
+    assert page.count("<!--course-figure-slot-->") == 1
+    monkeypatch.delenv("COURSE_STATIC")
+    assert "application/vnd.jupyter.widget-view+json" in live._repr_mimebundle_()
 
 
 # ----------------------------------------------------------------------------- the workflow
