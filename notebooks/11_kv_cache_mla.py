@@ -276,8 +276,16 @@ for op in ops:
     print(f"{op.name:26s} {op.intensity:8.1f} FLOP/B: H800 {roofline.bound(op, 'H800')}-bound, "
           f"H200 {roofline.bound(op, 'H200')}-bound")
 assert roofline.bound(ops[0], "H800") == "compute" and roofline.bound(ops[1], "H800") == "memory"
+one = roofline.prefill_step(V3, 4096)
+print(f"(one 4K sequence alone: {one.intensity:.0f} FLOP/B, {roofline.bound(one, 'H800')}-bound)")
 
 # %% [markdown]
+# Prefill is compute-bound, decode memory-bound. One caveat for a mixture of experts: a
+# single 4K prompt gives each of the 256 experts only 4096 × 8 / 256 = 128 tokens, so its
+# prefill sits just under the H800's ridge; prefill servers batch several prompts, and
+# DeepSeek's gathers tokens for its experts over 32 GPUs (EP32: "DeepSeek-V3/R1 Inference
+# System Overview", 2025; notebook 15).
+#
 # The absorbed MLA attention sits at about 242 FLOP/B: **above the H200's ridge, below
 # the H800's**. Same tensor cores; the H200's faster memory moves the ridge left past it.
 # It also bounds decode: as the batch grows, the weights' bytes are shared by more
