@@ -279,7 +279,8 @@ class GPUSpec:
         return None if self.fp8_dense_tflops is None else 2 * self.fp8_dense_tflops
 
     def peak_tflops(self, precision: str = "bf16") -> float:
-        peak = {"bf16": self.bf16_dense_tflops, "fp8": self.fp8_dense_tflops}.get(precision)
+        validate.choice("precision", precision, ("bf16", "fp8"))
+        peak = {"bf16": self.bf16_dense_tflops, "fp8": self.fp8_dense_tflops}[precision]
         if peak is None:
             raise ValueError(f"{self.name} has no dense {precision} tensor-core peak.")
         return peak
@@ -307,6 +308,4 @@ DEEPSEEK_IB_GB_S = 50.0
 
 
 def gpu(name: str) -> GPUSpec:
-    if name not in GPUS:
-        raise ValueError(f"Unknown GPU {name!r}; known: {', '.join(GPUS)}.")
-    return GPUS[name]
+    return GPUS[validate.choice("GPU", name, GPUS)]

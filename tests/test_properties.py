@@ -123,6 +123,15 @@ def test_load_config_with_anything_as_source(source):
     call(configs.load_config, source)
 
 
+@FAST
+@given(name=st.one_of(st.sampled_from(list(configs.GPUS)), anything, st.text(max_size=6)),
+       precision=st.one_of(st.sampled_from(["bf16", "fp8"]), anything))
+def test_gpu_specs(name, precision):
+    spec = call(configs.gpu, name)
+    if spec is not None:
+        sane(call(spec.peak_tflops, precision))
+
+
 # ------------------------------------------------------------------------ memory, kvcache
 
 
