@@ -205,10 +205,21 @@ class LiveFigure:
             self._generation += 1
             self._pending = (self._generation, self.values())
             self._idle.clear()
+            generation = self._generation
             if self._worker is None:
                 self._worker = threading.Thread(target=self._work, daemon=True,
                                                 name="LiveFigure")
                 self._worker.start()
+        # Within 50 ms, unless the result (or the compute's own progress) came first.
+        timer = threading.Timer(0.05, self._show_working, args=(generation,))
+        timer.daemon = True
+        timer.start()
+
+    def _show_working(self, generation: int) -> None:
+        if self.busy and not self._stale(generation) and self._progress_hidden():
+            self.progress_bar.value = 0.0
+            self.progress_text.value = "working on the new setting…"
+            self.progress_box.layout.display = "flex"
 
     def wait(self, timeout: float | None = 120) -> Any:
         """Wait until background runs are done; return the current result."""
@@ -306,8 +317,11 @@ class LiveFigure:
 
         return progress
 
+    def _progress_hidden(self) -> bool:
+        return self.progress_box.layout.display == "none"
+
     def _hide_progress(self) -> None:
-        if self.progress_box.layout.display != "none":
+        if not self._progress_hidden():
             self.progress_box.layout.display = "none"
 
     def _show_active(self, values: dict) -> None:
