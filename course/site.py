@@ -322,6 +322,10 @@ class Renderer:
                 cell.source = rewrite_links(cell.source, self.stems)
         has_figures = _static_outputs(nb)
         body, resources = self.exporter.from_notebook_node(nb)
+        # Outputs may link notebooks too (tables the course's code builds): point them at pages.
+        body = re.sub(r'href="(?:\.\./notebooks/|notebooks/)?(\d\d_\w+)\.(?:ipynb|py)',
+                      lambda m: f'href="{m.group(1)}.html' if m.group(1) in self.stems
+                      else m.group(0), body)
         if not self.pygments_css:
             self.pygments_css = "\n".join(resources.get("inlining", {}).get("css", []))
         guide = guide_ids.get(page.number)

@@ -6,7 +6,8 @@ only renders). It is then served on 127.0.0.1 and every page is opened in headle
 no console errors, every figure drawn with data, no request leaving the site, every internal
 link (page and #anchor) resolving. Two pages are also opened from disk (file://).
 
-COURSE_SITE_ONLY="00 07" builds and checks only those notebooks (while editing).
+COURSE_SITE_ONLY="00 07" builds and checks only those notebooks (while editing);
+COURSE_SITE_DIR=build/site checks an already built site instead of building one.
 Skipped (with the reason) when Chromium or playwright is missing, unless
 COURSE_REQUIRE_BROWSER=1 (set by .ci/run), which turns the skip into a failure.
 """
@@ -200,8 +201,12 @@ def _require_browser():
 def built(tmp_path_factory):
     """The whole site, built once per session; executed notebooks come from the cache."""
     _require_browser()
-    out = tmp_path_factory.mktemp("site") / "site"
     only = os.environ.get("COURSE_SITE_ONLY", "").split() or None  # e.g. "00 07" while editing
+    if os.environ.get("COURSE_SITE_DIR"):  # check a site already built, as it is
+        out = Path(os.environ["COURSE_SITE_DIR"]).resolve()
+        pages = [p.html for p in site.discover(ROOT, only)]
+        return dict(out=out, pages=pages, expected=pages, failures={})
+    out = tmp_path_factory.mktemp("site") / "site"
     result = site.build(root=ROOT, out=out, jobs=2, only=only)
     result["expected"] = [p.html for p in site.discover(ROOT, only)]
     return result
