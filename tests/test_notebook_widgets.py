@@ -132,6 +132,11 @@ def test_notebooks_do_not_drive_their_widgets(notebook):
     assert not driving, f"notebook {notebook} drives a widget from code: {driving}"
 
 
+def _texts(live) -> str:
+    """All the text the widget shows outside its figure (hints, messages, summary)."""
+    return " ".join(c.value for c in live.widget.children if isinstance(c, W.HTML))
+
+
 def _figure_has_data(live) -> bool:
     values = [getattr(trace, axis, None) for trace in live.fig.data for axis in ("x", "y", "z")]
     return any(v is not None and len(v) > 0 for v in values)
@@ -223,9 +228,10 @@ def test_03_memory_follows_model_sequence_and_recompute():
 def test_03_custom_sliders_act_only_for_the_custom_model():
     live = _build("03", "memory_widget")
     custom = [live.controls[k] for k in ("hidden", "layers", "experts")]
-    assert all(c.disabled for c in custom) and "custom" in live.widget.children[1].value
+    hint = "The custom sliders act only when the model is “custom”."
+    assert all(c.disabled for c in custom) and hint in _texts(live)
     live.controls["model"].value = "custom"
-    assert not any(c.disabled for c in custom) and live.widget.children[1].value == ""
+    assert not any(c.disabled for c in custom) and hint not in _texts(live)
     params = live.result["params"].total
     live.controls["layers"].value = 64
     assert live.result["params"].total > params
@@ -279,7 +285,7 @@ def test_06_links_that_carry_nothing_are_disabled():
     live = _build("06", "collectives_widget")
     assert not live.controls["ib_gb_s"].disabled and not live.controls["nvlink_gb_s"].disabled
     live.apply(nodes=1)
-    assert live.controls["ib_gb_s"].disabled and "InfiniBand" in live.widget.children[1].value
+    assert live.controls["ib_gb_s"].disabled and "InfiniBand joins nodes" in _texts(live)
     live.apply(gpus_per_node=1, nodes=2)
     assert live.controls["nvlink_gb_s"].disabled and not live.controls["ib_gb_s"].disabled
 
