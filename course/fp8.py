@@ -1,8 +1,7 @@
 """FP8 as DeepSeek-V3 trains with it (report §3.3): the formats, fine-grained scaling, and
 an FP8 linear layer whose three GEMMs (Fprop, Dgrad, Wgrad) run on FP8 operands.
 
-* Rounding is torch's own `float8_e4m3fn` / `float8_e5m2` cast (round to nearest even);
-  decoding reads a table of torch's decoding of all 256 codes (faster on a CPU).
+* The formats, rounding and decoding live in `course.fp8_formats` (re-exported here).
 * `quantize(x, fmt, block)` scales by amax / format max, online, like `act_quant` in
   DeepSeek-V3's `inference/kernel.py`: one scale per tensor (`block=None`), per 1×128 tile
   (activations) or per 128×128 block (weights). Shapes that do not divide the block are
@@ -21,101 +20,25 @@ of SwiGLU inputs and FP8 communication (report §3.3.3).
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
 from course import validate
+from course.fp8_formats import (  # noqa: F401  (notebook 10 reads them as fp8.*)
+    DTYPES,
+    FORMATS,
+    FormatSpec,
+    checked_tensor,
+    format_spec,
+    representable_values,
+    round_to,
+    to_float,
+    torch_dtype,
+)
 
-#: Formats by name; E4M3 is the OCP/NVIDIA "fn" variant (no infinities, max 448).
-DTYPES = {"e4m3": torch.float8_e4m3fn, "e5m2": torch.float8_e5m2, "bf16": torch.bfloat16}
 MAX_ELEMENTS = 2**24  # largest generated activation (tokens x channels), 64 MB in FP32
 TILE = (1, 128)  # activations: per token, per 128 channels (report §3.3.2)
 BLOCK = (128, 128)  # weights: per 128 input × 128 output channels
-
-
-@dataclass(frozen=True)
-class FormatSpec:
-    """A floating-point format derived from its bit layout (no lookup in torch)."""
-
-    name: str
-    exp_bits: int
-    mant_bits: int
-    ieee_special: bool  # True: all-ones exponent is inf/NaN (E5M2, BF16); False: E4M3fn
-
-    @property
-    def bias(self) -> int:
-        return 2 ** (self.exp_bits - 1) - 1
-
-    @property
-    def max(self) -> float:
-        # subtle: E4M3fn keeps the all-ones exponent for numbers and spends only the
-        # all-ones mantissa on NaN, so its largest value is 1.75 * 2^8 = 448, not 240.
-        if self.ieee_special:
-            return (2 - 2.0 ** -self.mant_bits) * 2.0 ** (2 ** self.exp_bits - 2 - self.bias)
-        return (2 - 2.0 ** (1 - self.mant_bits)) * 2.0 ** (2 ** self.exp_bits - 1 - self.bias)
-
-    @property
-    def min_normal(self) -> float:
-        return 2.0 ** (1 - self.bias)
-
-    @property
-    def min_subnormal(self) -> float:
-        return 2.0 ** (1 - self.bias - self.mant_bits)
-
-    @property
-    def eps(self) -> float:
-        return 2.0 ** -self.mant_bits
-
-    @property
-    def has_inf(self) -> bool:
-        return self.ieee_special
-
-
-FORMATS = {"e4m3": FormatSpec("E4M3", 4, 3, False), "e5m2": FormatSpec("E5M2", 5, 2, True),
-           "bf16": FormatSpec("BF16", 8, 7, True)}
-
-
-def _dtype(fmt: str) -> torch.dtype:
-    return DTYPES[validate.choice("fmt", fmt, DTYPES)]
-
-
-def _tensor(name: str, x, finite: bool = True) -> torch.Tensor:
-    """x as a tensor (lists and numpy arrays are converted); nan and inf are refused."""
-    if not torch.is_tensor(x):
-        try:
-            x = torch.as_tensor(x, dtype=torch.float32)
-        except (TypeError, ValueError, RuntimeError):
-            raise ValueError(f"{name} must be a tensor (or a list of numbers), "
-                             f"not {type(x).__name__}.") from None
-    if finite and x.is_floating_point() and not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} holds nan or inf: scaling needs finite values.")
-    return x
-
-
-def format_spec(fmt: str) -> FormatSpec:
-    """Exponent/mantissa bits, max, min normal, min subnormal and epsilon of `fmt`."""
-    _dtype(fmt)
-    return FORMATS[fmt]
-
-
-def representable_values(fmt: str) -> torch.Tensor:
-    """Every finite value of `fmt`, sorted and unique, as float32: about 250 for the FP8
-    formats, about 65,000 for BF16 (every bit pattern, decoded by torch)."""
-    _dtype(fmt)
-    codes = torch.arange(2 ** 16, dtype=torch.int32).to(torch.int16) if fmt == "bf16" else \
-        torch.arange(256, dtype=torch.uint8)
-    every = codes.view(_dtype(fmt)).float()
-    return torch.unique(every[torch.isfinite(every)])  # unique also merges +0 and -0
-
-
-def round_to(x: torch.Tensor, fmt: str) -> torch.Tensor:
-    """Round `x` to the nearest value of `fmt` (saturating at ±max), back in float32."""
-    limit = format_spec(fmt).max
-    x = _tensor("x", x, finite=False)  # nan stays nan, as in the format itself
-    return x.float().clamp(-limit, limit).to(_dtype(fmt)).float()
 
 
 # ----------------------------------------------------------------------- fine-grained scaling
@@ -161,14 +84,14 @@ def quantize(x: torch.Tensor, fmt: str = "e4m3", block=None) -> tuple[torch.Tens
     leading dimensions flattened into R rows. Returns (q in the FP8 dtype, FP32 scale),
     and x ≈ dequantize(q, scale, block). An all-zero group gets scale 1.
     """
-    x = _tensor("x", x)
+    x = checked_tensor("x", x)
     _check_block(x, block)
     return _quantize(x, fmt, block)
 
 
 def _quantize(x: torch.Tensor, fmt: str, block) -> tuple[torch.Tensor, torch.Tensor]:
     """`quantize` without the argument checks (FP8Linear calls it three times per step)."""
-    fmax, dtype = format_spec(fmt).max, _dtype(fmt)
+    fmax, dtype = format_spec(fmt).max, torch_dtype(fmt)
     x = x.float()
     blk = _check_block(x, block)
     if blk is None:
@@ -183,19 +106,6 @@ def _quantize(x: torch.Tensor, fmt: str, block) -> tuple[torch.Tensor, torch.Ten
     scale = torch.where(amax > 0, amax / fmax, torch.ones_like(amax))
     q = _unblock((xb / scale[:, None, :, None]).to(dtype), x2d.shape)
     return q.view(x.shape), scale
-
-
-@functools.lru_cache(maxsize=None)
-def _decode_table(dtype: torch.dtype) -> torch.Tensor:
-    return torch.arange(256, dtype=torch.uint8).view(dtype).float()  # (256,) torch's decoding
-
-
-def to_float(q: torch.Tensor) -> torch.Tensor:
-    """q.float() for an FP8 tensor, read from a table of torch's own decoding of all 256
-    codes (the CPU cast is several times slower than this lookup)."""
-    if q.dtype not in (torch.float8_e4m3fn, torch.float8_e5m2):
-        return q.float()
-    return torch.take(_decode_table(q.dtype), q.view(torch.uint8).long())
 
 
 def dequantize(q: torch.Tensor, scale: torch.Tensor, block=None) -> torch.Tensor:
@@ -217,7 +127,7 @@ def quantization_error(x: torch.Tensor, fmt: str = "e4m3", block=None) -> dict:
     """How a quantize→dequantize round trip hurts x: mean of |x̂−x|/|x| over non-zero
     entries (the typical entry's error), norm-wise ‖x̂−x‖/‖x‖ (dominated by the largest
     entries), and the fraction of non-zero entries flushed to zero (underflow)."""
-    x = _tensor("x", x).float()
+    x = checked_tensor("x", x).float()
     xh = dequantize(*quantize(x, fmt, block), block)
     nonzero = x != 0
     rel = (xh - x).abs()[nonzero] / x.abs()[nonzero]
@@ -232,7 +142,7 @@ SCALINGS = {"per tensor": None, "1×128 tiles": TILE, "128×128 blocks": BLOCK}
 def compare_scalings(outlier: float = 1e4, fmt: str = "e4m3", tokens: int = 256,
                      channels: int = 512, seed: int = 0) -> dict:
     """`quantization_error` of one activation with an outlier, for each of `SCALINGS`."""
-    _dtype(fmt)
+    torch_dtype(fmt)
     x = activations_with_outlier(tokens, channels, outlier, seed)
     return {label: quantization_error(x, fmt, block) for label, block in SCALINGS.items()}
 
