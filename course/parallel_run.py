@@ -37,7 +37,7 @@ from course.ring import ring_bytes
 STRATEGIES = ("dp", "zero1", "ep")
 SIZES = dict(d=16, hidden=32, blocks=2, batch=32, steps=5, lr=1e-2, experts=4, tokens=24)
 LIMITS = dict(d=4096, hidden=16384, blocks=64, batch=65536, steps=10_000, experts=256,
-              tokens=65536)  # upper bounds for a run on local processes
+              tokens=65536)  # most a run on local processes may use
 TIMEOUT_S = 300  # a rank that waits longer than this on the others fails, never hangs
 
 
@@ -236,11 +236,10 @@ def run_all(world: int = 2, **overrides) -> dict:
     Cached by (world, sizes): the widget's button reuses the notebook's run.
     """
     world = validate.integer("world", world, 1, 8)
-    for key in overrides:
-        validate.choice("size", key, SIZES)
-    sizes = {**SIZES, **overrides}
+    sizes = dict(SIZES)
     for key, value in overrides.items():
-        sizes[key] = (validate.positive("lr", value) if key == "lr"
+        validate.choice("size", key, SIZES)
+        sizes[key] = (validate.positive(key, value) if key == "lr"
                       else validate.integer(key, value, 1, LIMITS[key]))
     if sizes["batch"] % world or sizes["experts"] % world:
         raise ValueError(f"{world} ranks must divide the batch ({sizes['batch']}) and the "
@@ -286,8 +285,7 @@ def compare(strategy: str, world: int = 2, rank: int = 0) -> list[tuple[str, flo
     from course.activations import toy_mlp_params
     from course.parallel import dp_step_bytes, ep_all_to_all_bytes
 
-    got = run(strategy, world)
-    got = got[validate.integer("rank", rank, 0, len(got) - 1)]
+    got = run(strategy, world)[validate.integer("rank", rank, 0, int(world) - 1)]
     if strategy == "ep":
         sizes = {**SIZES, "world": world}
         t, idx = sizes["tokens"], moe_reference(sizes)["expert"].tolist()
