@@ -63,6 +63,9 @@ def test_wheel_carries_modules_configs_and_corpus(wheel):
     data = {f"course/_assets/configs/{c}" for c in CONFIGS} | {
         f"course/_assets/corpus/{c}" for c in CORPUS}
     assert data - names == set(), "configs or corpus missing from the wheel"
+    site_files = {p.relative_to(ROOT).as_posix() for p in (ROOT / "course" / "_site").rglob("*")
+                  if p.is_file()}
+    assert site_files and site_files - names == set(), "the website's templates are missing"
     assert len(CONFIGS) >= 5
     # Only data ships from assets/: the generator script is not needed at run time.
     assert not any(n.startswith("course/_assets/") and n.endswith(".py") for n in names)
