@@ -221,3 +221,13 @@ def test_widgets_build_and_answer(model):
     assert eco.result["revenue"] == pytest.approx(serving.published_revenue())
     eco.apply(billed=0.0)
     assert eco.result["revenue"] == 0.0 and list(eco.fig.data[1].y)[1] == 0.0
+
+
+def test_prefill_seconds_compares_whole_and_cached_prefill(model, requests):
+    shared = next(q for q in requests if q.prefix_len)
+    t = serving.prefill_seconds(model, shared, repeats=3)
+    assert t["whole_tokens"] == len(shared.prompt)
+    assert t["rest_tokens"] == len(shared.prompt) - shared.prefix_len
+    assert t["whole_s"] > 0 and t["rest_s"] > 0
+    with pytest.raises(ValueError, match="no shared prefix"):
+        serving.prefill_seconds(model, next(q for q in requests if not q.prefix_len))
