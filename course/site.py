@@ -15,8 +15,9 @@ Executed notebooks are cached in build/cache/notebooks/, keyed by the notebook's
 a hash of the course package and assets: a second build with nothing changed only renders
 (seconds). Two notebooks execute at a time (--jobs). Widgets are rendered statically at
 their default values with a line saying they move in JupyterLab (see course/static.py).
-Plotly figures keep hover and zoom. Math is shown as its TeX source (no MathJax: it would
-be fetched from a CDN).
+Plotly figures keep hover and zoom. Formulas become MathML, which the browser draws itself
+(MathJax would be fetched from a CDN); TeX outside the small subset the course uses stays
+as its source.
 
     python -m course.site                 # build everything
     python -m course.site --only 00 07    # only these notebooks (while editing)
@@ -223,6 +224,149 @@ def rewrite_links(markdown: str, stems: set[str], root_prefix: str = "") -> str:
     return re.sub(r"\[([^\]]+)\]\(#repo:([^)]+)\)", r"\1 (`\2` in the repository)", text)
 
 
+# ----------------------------------------------------------------------------- math
+# The notebooks' few formulas, as MathML (drawn by the browser itself, no MathJax to fetch).
+# A small subset of TeX: what the course uses. Anything else stays as its TeX source.
+
+GREEK = dict(alpha="α", beta="β", gamma="γ", delta="δ", epsilon="ϵ", varepsilon="ε", eta="η",
+             theta="θ", lambda_="λ", mu="μ", pi="π", rho="ρ", sigma="σ", tau="τ", phi="φ",
+             Delta="Δ", Sigma="Σ", Pi="Π")
+SYMBOLS = {"cdot": "·", "times": "×", "dots": "…", "ldots": "…", "cdots": "⋯", "le": "≤",
+           "leq": "≤", "ge": "≥", "geq": "≥", "approx": "≈", "ne": "≠", "to": "→", "in": "∈",
+           "sum": "∑", "infty": "∞", "pm": "±", "propto": "∝"}
+SPACES = {",": "0.17em", ";": "0.28em", " ": "0.25em", ":": "0.22em", "quad": "1em",
+          "qquad": "2em", "!": "0em"}
+TEX_TOKEN = re.compile(r"\\[A-Za-z]+|\\.|[0-9]+(?:\.[0-9]+)?|\S")
+
+
+class _TexError(ValueError):
+    pass
+
+
+class _Tex:
+    def __init__(self, tex: str):
+        self.tex, self.i = tex, 0
+        self.spans = [(m.group(0), m.start(), m.end()) for m in TEX_TOKEN.finditer(tex)]
+        self.tokens = [t for t, _, _ in self.spans]
+
+    def peek(self):
+        return self.tokens[self.i] if self.i < len(self.tokens) else None
+
+    def take(self):
+        tok = self.peek()
+        if tok is None:
+            raise _TexError("unexpected end")
+        self.i += 1
+        return tok
+
+    def raw_group(self) -> str:
+        """The text of a {...} argument, as written (for \text and friends)."""
+        if self.take() != "{":
+            raise _TexError("expected {")
+        start, depth = self.spans[self.i - 1][2], 1
+        while True:
+            tok = self.take()
+            depth += (tok == "{") - (tok == "}")
+            if depth == 0:
+                return self.tex[start:self.spans[self.i - 1][1]]
+
+    def row(self, until: str | None = None) -> str:
+        parts = []
+        while self.peek() is not None and self.peek() != until:
+            parts.append(self.scripted())
+        if until is not None:
+            self.take()
+        return "".join(parts)
+
+    def scripted(self) -> str:
+        base = self.atom()
+        sub = sup = None
+        while self.peek() in ("_", "^", "'"):
+            tok = self.take()
+            if tok == "'":
+                sup = "<mo>′</mo>"
+            elif tok == "_":
+                sub = self.atom()
+            else:
+                sup = self.atom()
+        if sub is not None and sup is not None:
+            return f"<msubsup><mrow>{base}</mrow><mrow>{sub}</mrow><mrow>{sup}</mrow></msubsup>"
+        if sub is not None:
+            return f"<msub><mrow>{base}</mrow><mrow>{sub}</mrow></msub>"
+        if sup is not None:
+            return f"<msup><mrow>{base}</mrow><mrow>{sup}</mrow></msup>"
+        return base
+
+    def atom(self) -> str:
+        tok = self.take()
+        if tok == "{":
+            return f"<mrow>{self.row('}')}</mrow>"
+        if tok.startswith("\\"):
+            return self.command(tok[1:])
+        if tok[0].isdigit():
+            return f"<mn>{tok}</mn>"
+        if tok.isalpha():
+            return f"<mi>{html.escape(tok)}</mi>"
+        if tok in "}_^":
+            raise _TexError(f"unexpected {tok}")
+        return f"<mo>{html.escape(tok)}</mo>"
+
+    def command(self, name: str) -> str:
+        if name == "frac":
+            num, den = self.atom(), self.atom()
+            return f"<mfrac><mrow>{num}</mrow><mrow>{den}</mrow></mfrac>"
+        if name in ("text", "mathrm", "textrm", "operatorname"):
+            variant = "" if name == "text" else ' mathvariant="normal"'
+            tag = "mtext" if name == "text" else "mi"
+            return f"<{tag}{variant}>{html.escape(self.raw_group())}</{tag}>"
+        if name == "mathbb":
+            return f'<mi mathvariant="double-struck">{html.escape(self.raw_group())}</mi>'
+        if name == "hat":
+            return f'<mover accent="true"><mrow>{self.atom()}</mrow><mo>^</mo></mover>'
+        if name in ("min", "max", "log", "exp"):
+            return f"<mi>{name}</mi>"
+        if name in ("big", "Big", "left", "right"):
+            return ""
+        if name in SPACES:
+            return f'<mspace width="{SPACES[name]}"></mspace>'
+        if name in SYMBOLS:
+            return f"<mo>{SYMBOLS[name]}</mo>"
+        if name in GREEK or f"{name}_" in GREEK:
+            return f"<mi>{GREEK.get(name) or GREEK[name + '_']}</mi>"
+        raise _TexError(f"unknown command \\{name}")
+
+
+def tex_to_mathml(tex: str, display: bool = False) -> str | None:
+    """MathML for a formula in the course's TeX subset; None when it is outside it."""
+    try:
+        body = _Tex(tex).row()
+    except _TexError:
+        return None
+    block = ' display="block"' if display else ""
+    return f"<math{block}><mrow>{body}</mrow></math>"
+
+
+DISPLAY_MATH = re.compile(r"\$\$(.+?)\$\$", re.S)
+# Pandoc's rule for inline math: no space after the opening $ nor before the closing one,
+# and no digit right after it, so "$5.6 M at $2" stays money.
+INLINE_MATH = re.compile(r"(?<![\\$\w])\$(?![\s$])([^$\n]+?)(?<![\s\\])\$(?![\d$])")
+CODE_SPANS = re.compile(r"(```.*?```|`[^`\n]*`)", re.S)
+
+
+def markdown_math(markdown: str) -> str:
+    """Formulas in a markdown text become MathML; code spans and money are left alone."""
+    def display(m):
+        return tex_to_mathml(m.group(1).strip(), display=True) or m.group(0)
+
+    def inline(m):
+        return tex_to_mathml(m.group(1)) or m.group(0)
+
+    parts = CODE_SPANS.split(markdown)
+    for k in range(0, len(parts), 2):  # even parts are outside code
+        parts[k] = INLINE_MATH.sub(inline, DISPLAY_MATH.sub(display, parts[k]))
+    return "".join(parts)
+
+
 def _notebook_title(nb) -> str:
     for cell in nb.cells:
         if cell.cell_type == "markdown":
@@ -308,7 +452,7 @@ class Renderer:
     def markdown(self, text: str) -> str:
         from nbconvert.filters.markdown_mistune import markdown2html_mistune
 
-        return markdown2html_mistune(rewrite_links(text, self.stems))
+        return markdown2html_mistune(markdown_math(rewrite_links(text, self.stems)))
 
     def notebook(self, i: int, executed: str, guide_ids: dict[str, str],
                  failed: bool = False) -> None:
@@ -319,7 +463,7 @@ class Renderer:
         nb.metadata["course_notebook"] = page.path.name
         for cell in nb.cells:
             if cell.cell_type == "markdown":
-                cell.source = rewrite_links(cell.source, self.stems)
+                cell.source = markdown_math(rewrite_links(cell.source, self.stems))
         has_figures = _static_outputs(nb)
         body, resources = self.exporter.from_notebook_node(nb)
         # Outputs may link notebooks too (tables the course's code builds): point them at pages.

@@ -45,6 +45,19 @@ def test_links_between_course_files_become_links_between_pages():
                    "g (`../course/moe.py` in the repository)")
 
 
+def test_formulas_become_mathml_and_money_stays_text():
+    shown = site.markdown_math(
+        r"$$\text{time} = \frac{\text{FLOPs}}{\text{GPUs} \times \text{MFU}}$$ "
+        r"costs $5.576 M at $2 per hour, $0.14, $0.55; reads $h_i$ and `$x$` "
+        r"$\unknown{x}$")
+    assert shown.startswith('<math display="block"><mrow><mtext>time</mtext><mo>=</mo><mfrac>')
+    assert "<mtext>FLOPs</mtext>" in shown and "<mo>×</mo>" in shown
+    assert "costs $5.576 M at $2 per hour, $0.14, $0.55;" in shown  # money is not math
+    assert "<msub><mrow><mi>h</mi></mrow><mrow><mi>i</mi></mrow></msub>" in shown
+    assert "`$x$`" in shown and r"$\unknown{x}$" in shown  # code, and TeX outside the subset
+    assert site.tex_to_mathml(r"\frac{1}") is None
+
+
 def test_cache_key_follows_notebook_and_package_sources(tmp_path):
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "course").mkdir()
