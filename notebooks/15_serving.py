@@ -205,11 +205,27 @@ checks.check_close("decode tokens/s per node = 8 GPUs x batch / step",
                    step.tokens_per_s_per_node, 8 * 128 / step.seconds)
 
 # %% [markdown]
+# > **Check the claim: the KV cache "can grow larger than the model."** On one
+# > decode GPU it already is: 128 requests of 4,989 cached tokens against the
+# > GPU's share of the weights in FP8.
+
+# %%
+from course import kvcache
+from course.configs import gpu
+
+cache_bytes = 128 * 4989 * kvcache.kv_bytes_per_token("deepseek-v3")
+weight_bytes = step.weight_s * gpu("H800").hbm_tb_s * 1e12
+print(f"KV cache {cache_bytes / 1e9:.1f} GB vs weights on the GPU {weight_bytes / 1e9:.1f} GB;"
+      f" together {(cache_bytes + weight_bytes) / 1e9:.0f} of the H800's 80 GB")
+assert weight_bytes < cache_bytes and cache_bytes + weight_bytes < 80e9
+
+# %% [markdown]
 # At the published speed per request (20–22 tokens/s) the roofline gives about
 # 22k tokens/s per node, so the published 14.8k is about two thirds of the
 # bound. At batch 1 the step is all weight reads and the GPU idles. If the
 # all-to-all is hidden behind computation (DeepSeek splits each decode step
-# into two micro-batches in a 5-stage pipeline), the bound roughly doubles.
+# into two micro-batches in a 5-stage pipeline), the bound nearly doubles (the
+# widget's summary prints both).
 # Move the sliders: a longer context makes the KV cache dominate, and an FP8
 # cache halves that part.
 
@@ -272,9 +288,9 @@ checks.check_close("EPLB README example, layer 0", placement.phy2log[0].tolist()
 
 # %% [markdown]
 # **A measured load.** [Notebook 08](08_moe_collapse.ipynb)'s toy MoE without
-# balancing collapses onto a few experts. Take its routing over the last 10
-# training steps (EPLB is fed such moving averages) and spread its 16 experts
-# over 2 nodes × 2 GPUs:
+# balancing collapses onto a few experts within a few dozen steps. Train it
+# for 40, take its routing over the last 10 steps (EPLB is fed such moving
+# averages) and spread its 16 experts over 2 nodes × 2 GPUs:
 
 # %%
 from course import moe

@@ -206,6 +206,10 @@ def test_widgets_build_and_answer(model):
     assert live.error is None and r.peak_reserved <= 64
     with pytest.raises(ValueError, match="cannot hold the longest request"):
         w.serve_toy(8, 40.0, 32, 0.5, model=model)
+    if getattr(live, "uses_progress", False):  # a browser change runs in the background
+        live.controls["max_batch"].set_state({"value": 2})
+        r = live.wait()
+        assert live.error is None and max(s.batch for s in r.steps) <= 2
 
     dec = w.v3_decode()
     assert dec.result["step"].batch == 128 and dec.error is None
