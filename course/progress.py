@@ -30,6 +30,9 @@ def load() -> dict[str, dict]:
 
 def record(name: str, notebook: str = "") -> None:
     """Remember that exercise `name` was passed (an unwritable file is silently skipped)."""
+    if not isinstance(name, str) or not isinstance(notebook, str):
+        raise ValueError(f"An exercise name and its notebook are text, like '08.max_vio' "
+                         f"and '08', not {name!r} and {notebook!r}.")
     done = load()
     if name in done:
         return

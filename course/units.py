@@ -44,8 +44,8 @@ def fmt_seconds(s: float) -> str:
 
 
 def gib(n_bytes: float) -> float:
-    return n_bytes / 2**30
+    return validate.number("n_bytes", n_bytes) / 2**30
 
 
 def gb(n_bytes: float) -> float:
-    return n_bytes / 1e9
+    return validate.number("n_bytes", n_bytes) / 1e9

@@ -393,6 +393,9 @@ def test_units_format_or_refuse(x):
     for fmt in (units.fmt_bytes, units.fmt_count, units.fmt_seconds):
         text = call(fmt, x)
         assert text is None or isinstance(text, str)
+    for convert in (units.gib, units.gb):
+        got = call(convert, x)
+        assert got is None or math.isfinite(got)
 
 
 # ------------------------------------------------------------------------------- checks
