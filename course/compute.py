@@ -6,14 +6,16 @@ forward: one matmul for input gradients, one for weight gradients). The forward 
 * matmuls: 2 FLOPs per weight a token multiplies by (attention projections, the FFN or the
   K_r routed + shared experts, the router, the output head). The input embedding is a
   lookup, not a matmul, and norms are negligible, so neither is counted. This is the
-  "6 N D" rule with N = active matmul weights (36.6 B for DeepSeek-V3, FACTS.md 1.3);
+  "6 N D" rule with N = active matmul weights (36.6 B for DeepSeek-V3,
+  summed from the shapes in DeepSeek-V3's `inference/model.py` and `config_671B.json`);
 * attention scores and values: 2 n_h (d_qk + d_v) FLOPs per attended key, and a causal
   token attends to seq_len / 2 keys on average. For MLA in training d_qk = d_h + d_h^R
   = 192 and d_v = 128 (keys and values are expanded from the latent, the non-absorbed path).
 
 Left out: the MTP module (about +4% for DeepSeek-V3, `include_mtp=True` adds it),
 recomputation, softmax and elementwise work. With seq_len 4096 this gives ~250 GFLOPs per
-token for DeepSeek-V3, the figure of the ISCA '25 paper (FACTS.md 6).
+token for DeepSeek-V3, the figure of the ISCA '25 paper
+(Zhao et al., arXiv:2505.09343, its training-compute table).
 Measured MFU helpers at the end time a real matmul and a real training step in torch.
 """
 

@@ -46,7 +46,7 @@ GPUS: dict[str, GPUSpec] = {
     "H100 SXM": GPUSpec("H100 SXM", 989.4, 1978.9, 80, 3.35, 900, 50,
                         "NVIDIA H100 whitepaper, Table 1; H100 datasheet"),
     # Export variant of the H100 SXM: same GH100 tensor cores, NVLink cut to 400 GB/s
-    # (third-party sources; no NVIDIA datasheet, see FACTS.md section 6). DeepSeek-V3
+    # (third-party sources; NVIDIA publishes no H800 datasheet). DeepSeek-V3
     # measured 160 GB/s effective NVLink and 50 GB/s InfiniBand per GPU (report 3.2.2).
     "H800": GPUSpec("H800", 989.4, 1978.9, 80, 3.35, 400, 50,
                     "same compute as H100 SXM (third-party); DeepSeek-V3 report 3.2.2"),

@@ -78,7 +78,8 @@ DEEPSEEK_V2 = dict(name="deepseek-v2", model_type="deepseek_v2", hidden_size=512
                    vocab_size=102400, q_lora_rank=1536, kv_lora_rank=512,
                    qk_nope_head_dim=128, qk_rope_head_dim=64, v_head_dim=128)
 #: DeepSeek LLM 67B (arXiv:2401.02954; HF config): 95 layers, GQA with 8 KV heads of 128.
-#: The KV-head count is UNVERIFIED at primary (FACTS.md 2).
+#: The KV-head count is from a secondary citation of the paper
+#: and the HF config, not checked against the paper itself.
 DEEPSEEK_67B = dict(name="deepseek-llm-67b", model_type="llama", hidden_size=8192,
                     num_hidden_layers=95, num_attention_heads=64, num_key_value_heads=8,
                     intermediate_size=22016, vocab_size=102400)

@@ -4,7 +4,8 @@
 dense first layers and shared experts), Mixtral (GQA + MoE in every layer) and Llama
 (GQA/MHA, dense). Linear layers have no biases; every FFN is SwiGLU (three matrices).
 Shapes follow DeepSeek-V3's `inference/model.py`; the worked DeepSeek-V3 and Mixtral sums
-are in FACTS.md 1.3 and 9. `course.memory` turns these counts into bytes and re-exports
+follow DeepSeek-V3's `inference/configs/config_671B.json` and
+Mixtral's Hugging Face `MixtralConfig`. `course.memory` turns these counts into bytes and re-exports
 the names below; `course.kvcache` uses them without depending on `course.memory`.
 """
 
@@ -135,7 +136,8 @@ def _fp8_linear_shapes(cfg: ModelConfig) -> tuple[list, list, list]:
 
 
 def hf_checkpoint_params(cfg="deepseek-v3") -> dict:
-    """Numbers stored in DeepSeek-V3's Hugging Face checkpoint (FACTS.md 1.3): main model,
+    """Numbers stored in DeepSeek-V3's Hugging Face checkpoint (`README_WEIGHTS.md` of
+    deepseek-ai/DeepSeek-V3): main model,
     MTP modules, their duplicated embedding + head, and FP32 `weight_scale_inv` per
     128 x 128 block of every FP8 linear (attention, dense FFN, experts)."""
     cfg = load_config(cfg)

@@ -7,7 +7,8 @@
 * `overlap_pair` is a two-stream model of one DeepSeek-V3 chunk pair (§3.2.1, Fig. 4):
   attention and MLP on the compute stream, all-to-all dispatch and combine on the
   communication stream. The exact order of DeepSeek's pieces is shown only in their
-  figure (FACTS.md §3.2, UNVERIFIED): this is one plausible greedy arrangement.
+  figure (DeepSeek-V3 report §3.2.1, Figure 4; not in its text): this is one plausible
+  greedy arrangement.
 """
 
 from __future__ import annotations

@@ -43,11 +43,11 @@ class Setup:
 
 
 PRESETS = {
-    # DeepSeek-V3 report 3.1-3.3 and 4.2 (FACTS.md 6). MFU 0.2 of dense FP8 is what the
+    # DeepSeek-V3 report 3.1-3.3 and 4.2, Table 1. MFU 0.2 of dense FP8 is what the
     # published bill implies (notebook 05).
     "DeepSeek-V3": Setup(),
     # Llama 3.1 405B: 16K H100s (Llama 3 paper 3.3.1); the layout TP8 x PP16 x DP128 and the
-    # 16M-token batch are the paper's 16K-GPU setting as we read it (not in FACTS.md); BF16
+    # 16M-token batch are the paper's 16K-GPU setting as we read it (not stated as a table); BF16
     # mixed precision at 40% MFU; sequence parallelism, ZeRO-1 and selective recomputation are
     # our assumptions, not published.
     "Llama 3.1 405B": Setup(model="llama-3.1-405b", gpu_name="H100 SXM",

@@ -52,8 +52,9 @@ checks.check_close("training GFLOPs per token, vs ISCA '25's ~250",
                    per_token.total / 1e9, 250.0, rtol=0.02)
 
 # %% [markdown]
-# DeepSeek's "37 B active" counts the input embedding too (FACTS.md §1.3); the matmuls
-# only see 36.6 B of them. The difference is 2.5% of the bill:
+# DeepSeek's "37 B active" counts the input embedding too (report abstract, "37B
+# activated"; summed from `inference/model.py`'s shapes it is 37.55 B with the
+# embedding); the matmuls only see 36.6 B of them. The difference is 2.5% of the bill:
 
 # %%
 active = param_count("deepseek-v3").active
@@ -141,7 +142,8 @@ fig.show()
 # > **Check the claim: "the H800 does 1,516 TFLOPs, 24% less than the H100's 1,979."**
 # > 1,979 is the H100's BF16 figure **with 2:4 sparsity**, which LLM training does not
 # > use; dense is 989.4. The H800 is the same chip with NVLink cut to 400 GB/s: its dense
-# > tensor compute equals the H100 SXM's (FACTS.md §6, third-party sources).
+# > tensor compute equals the H100 SXM's (third-party sources; NVIDIA
+# > publishes no H800 datasheet).
 
 # %%
 h100 = gpu("H100 SXM")
