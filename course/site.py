@@ -513,7 +513,8 @@ class Renderer:
         sections = _readme_sections(readme)
         intro = sections.get("", "")
         intro = "\n".join(line for line in intro.splitlines() if not line.startswith("# "))
-        table = sections.get("The course map", "")
+        table = "\n".join(line for line in sections.get("The course map", "").splitlines()
+                          if line.startswith("|"))
         listed = set(re.findall(r"notebooks/(\d\d_[A-Za-z0-9_]+)\.ipynb", table))
         missing = [p for p in self.pages if p.stem not in listed]
         extra = ""
