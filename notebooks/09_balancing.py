@@ -184,7 +184,7 @@ assert underloaded > 0.5 and fast.bias[-1, 0].mean() > fast.bias[0, 0].mean()
 # * Pick `aux` and sweep α from 0.0001 (DeepSeek-V3's value for its
 #   sequence-wise loss) to 1. When does MaxVio drop, and what happens to the
 #   loss?
-# * Pick `bias` and sweep γ. Where is the sweet spot for 150 steps? For 300?
+# * Pick `bias` and sweep γ. Where is the sweet spot for 150 steps? For 60?
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -78,7 +78,7 @@ print(f"val loss without MTP {without.val_loss:.3f}, with MTP "
 assert abs(diff) < 0.1
 
 # %% [markdown]
-# On a 100-word corpus that a 2-layer model learns in a few hundred steps
+# On a 100-word corpus that a 2-layer model learns in about a hundred steps
 # there is little left for a denser signal to add: the two losses agree to
 # within a few hundredths of a nat, well inside seed noise. That is what the
 # toy shows; DeepSeek's gains come from 540 B training tokens on hard text
