@@ -11,11 +11,14 @@ step needs its backward. Times follow the DeepSeek-V3 report (§3.2.1, Table 2):
 forward chunk, `b` one full backward chunk, `w` its weight-gradient part (`w=0`: the
 backward is not split), `fb` a forward and a backward chunk run overlapped (None: `f+b`).
 
-Schedules: "gpipe", "1f1b", "zb1p" (ZB-H1), "dualpipe" (`stages` devices, `microbatches`
-counting both directions) and "dualpipev" (`stages` model stages on `stages // 2`
-devices). What the simulation found about Table 2 (tests/test_pipeline.py): 1F1B's
+Schedules: "gpipe", "1f1b", "zb1p" (ZB-H1), "interleaved" (1F1B with `virtual` model chunks
+per device, each taking f/virtual and b/virtual), "dualpipe" (`stages` devices,
+`microbatches` counting both directions) and "dualpipev" (`stages` model stages on
+`stages // 2` What the simulation found about Table 2 (tests/test_pipeline.py): 1F1B's
 formula is exact; ZB1P's when W <= F and W <= B - W; DualPipe's, for its worst (middle)
-devices, when B - W = F and W <= F. Elsewhere the schedule's real gaps differ.
+devices, when B - W = F and W <= F; interleaved 1F1B's (PP-1)(F+B)/v (Narayanan et al.
+2021 §2.2.2) when the micro-batches are a multiple of PP and more than PP. Elsewhere the
+schedule's real gaps differ.
 
 Left out: communication is free unless `comm` is given (DualPipe's point is that it is
 hidden), all stages are equally fast, and the optimizer step is not drawn.
@@ -28,7 +31,8 @@ from typing import NamedTuple
 
 from course import schedules, validate
 
-SCHEDULES = ("gpipe", "1f1b", "zb1p", "dualpipe", "dualpipev")
+SCHEDULES = ("gpipe", "1f1b", "zb1p", "interleaved", "dualpipe", "dualpipev")
+MAX_VIRTUAL = 16
 
 
 class Event(NamedTuple):
@@ -52,8 +56,16 @@ class Timeline:
     makespan: float
     busy: tuple  # (devices,) compute time of each device
     peak_activations: tuple  # (devices,) most micro-batch activations stored at once
-    params_per_device: tuple  # (devices,) distinct model stages held by each device
+    params_per_device: tuple  # (devices,) model stages held by each device (chunks / virtual)
     times: dict = field(default_factory=dict)  # f, b, w, fb, comm used
+    virtual: int = 1  # model chunks per stage ("interleaved"; 1 for the other schedules)
+    sends: int = 0  # point-to-point messages between devices (activations and gradients)
+
+    @property
+    def sends_per_microbatch(self) -> float:
+        """Messages one micro-batch causes: a forward hop and a backward hop per boundary
+        between chunks on different devices."""
+        return self.sends / self.microbatches
 
     @property
     def devices(self) -> int:
@@ -91,6 +103,14 @@ def _check_times(f=1.0, b=2.0, w=0.0, fb=None, comm=0.0) -> tuple:
     return f, b, w, fb, comm
 
 
+def _check_virtual(schedule: str, virtual) -> int:
+    virtual = validate.integer("virtual", virtual, 1, MAX_VIRTUAL)
+    if virtual > 1 and schedule != "interleaved":
+        raise ValueError(f"virtual (model chunks per device) applies only to the interleaved "
+                         f"schedule; {schedule} needs virtual=1, not {virtual}.")
+    return virtual
+
+
 def _check_shape(schedule: str, stages, microbatches=None) -> tuple:
     validate.choice("schedule", schedule, SCHEDULES)
     stages = validate.integer("stages", stages)
@@ -117,15 +137,30 @@ def _check_shape(schedule: str, stages, microbatches=None) -> tuple:
 
 
 def simulate(schedule: str, stages: int, microbatches: int, f: float = 1.0, b: float = 2.0,
-             w: float = 0.0, fb: float | None = None, comm: float = 0.0) -> Timeline:
+             w: float = 0.0, fb: float | None = None, comm: float = 0.0,
+             virtual: int = 1) -> Timeline:
     """Simulate one training step of `schedule` on `stages` devices and return its Timeline.
 
     `comm` is the time for an activation or gradient to reach another device (default 0).
+    `virtual` is the number of model chunks per device of "interleaved" (1 elsewhere); f
+    and b stay a whole stage's times, so one chunk takes f / virtual and b / virtual.
     """
     stages, microbatches = _check_shape(schedule, stages, microbatches)
     f, b, w, fb, comm = _check_times(f, b, w, fb, comm)
+    virtual = _check_virtual(schedule, virtual)
+    if virtual > 1 and microbatches % stages:  # Narayanan et al. 2021 §2.2.2
+        raise ValueError(f"Interleaved 1F1B with virtual > 1 needs the micro-batches to be a "
+                         f"multiple of the stages ({stages}), got {microbatches}.")
+    if schedule == "interleaved" and stages * virtual * microbatches > MAX_OPERATIONS:
+        raise ValueError(f"{stages} stages x {virtual} chunks x {microbatches} micro-batches "
+                         f"is more than the simulator's {MAX_OPERATIONS:,}; use fewer.")
     split = w > 0 and schedule in ("zb1p", "dualpipe", "dualpipev")
-    if schedule == "dualpipev":  # one V: position k sits on device k, then comes back
+    positions = stages
+    if schedule == "interleaved":  # chunk k of the stages x virtual chain sits on device k % PP
+        programs = schedules.interleaved(stages, microbatches, virtual)
+        positions = stages * virtual
+        place, offset = [[k % stages for k in range(positions)]], (0,)
+    elif schedule == "dualpipev":  # one V: position k sits on device k, then comes back
         programs = schedules.dualpipev(stages, microbatches, split)
         place, offset = [[min(k, stages - 1 - k) for k in range(stages)]], (0,)
     elif schedule == "dualpipe":
@@ -138,21 +173,35 @@ def simulate(schedule: str, stages: int, microbatches: int, f: float = 1.0, b: f
         programs = schedules.one_direction(schedule, stages, microbatches, split)
         place, offset = [list(range(stages))], (0,)
     fb = f + b if fb is None else fb
-    durations = {"F": f, "B": b, "Bi": b - w, "W": w, "F&B": fb}
-    events = _run(programs, place, stages, durations, comm, offset)
-    return timeline_from_events(schedule, stages, microbatches, events, len(programs),
-                                times=dict(f=f, b=b, w=w, fb=fb, comm=comm))
+    durations = {"F": f / virtual, "B": b / virtual, "Bi": b - w, "W": w, "F&B": fb}
+    events = _run(programs, place, positions, durations, comm, offset)
+    tl = timeline_from_events(schedule, stages, microbatches, events, len(programs),
+                              times=dict(f=f, b=b, w=w, fb=fb, comm=comm), virtual=virtual)
+    tl.sends = _sends(programs, place, positions)
+    return tl
+
+
+def _sends(programs, place, positions: int) -> int:
+    """Data dependencies whose producer sits on another device: each is one p2p message."""
+    return sum(place[dep[0]][dep[1]] != d for d, prog in enumerate(programs)
+               for _, tasks in prog for task in tasks for dep in _deps(task, positions - 1)
+               if dep[3] != "W")
 
 
 def timeline_from_events(schedule: str, stages: int, microbatches: int, events: list[Event],
-                         devices: int, times: dict | None = None) -> Timeline:
-    """A Timeline from a list of events (simulated, or measured with time 0 at the start)."""
+                         devices: int, times: dict | None = None, virtual: int = 1) -> Timeline:
+    """A Timeline from a list of events (simulated, or measured with time 0 at the start).
+    With `virtual` chunks per stage, activations and parameters count in whole stages."""
     if not events:
         raise ValueError("A timeline needs at least one event.")
     makespan = max(e.end for e in events)
+    peaks, params = _peaks(events, devices), _params(events, devices)
+    if virtual > 1:  # a chunk's activations and weights are 1/virtual of a stage's
+        peaks = tuple(p / virtual for p in peaks)
+        params = tuple(p / virtual for p in params)
     return Timeline(schedule, stages, microbatches, events, makespan,
-                    busy=_busy(events, devices), peak_activations=_peaks(events, devices),
-                    params_per_device=_params(events, devices), times=times or {})
+                    busy=_busy(events, devices), peak_activations=peaks,
+                    params_per_device=params, times=times or {}, virtual=virtual)
 
 
 def _deps(task: tuple, last: int) -> tuple:
@@ -244,15 +293,18 @@ def _params(events: list[Event], n: int) -> tuple:
 
 
 def published_bubble(schedule: str, stages: int, f: float = 1.0, b: float = 2.0,
-                     w: float = 0.0, fb: float | None = None) -> float:
-    """The bubble formula of DeepSeek-V3 Table 2 (GPipe shares 1F1B's), for comparison.
+                     w: float = 0.0, fb: float | None = None, virtual: int = 1) -> float:
+    """The bubble formula of DeepSeek-V3 Table 2 (GPipe shares 1F1B's), for comparison;
+    interleaved 1F1B's (PP-1)(F+B)/v is Narayanan et al. 2021 §2.2.2.
 
     Same inputs as `simulate`. The formula can go negative where its assumptions fail
     (ZB1P: W > B - W or W > F); the simulation then shows the real bubble."""
     stages = _check_shape(schedule, stages)[0]
     f, b, w, fb, _ = _check_times(f, b, w, fb)
+    virtual = _check_virtual(schedule, virtual)
     fb = f + b if fb is None else fb
     formulas = {"gpipe": (stages - 1) * (f + b), "1f1b": (stages - 1) * (f + b),
+                "interleaved": (stages - 1) * (f + b) / virtual,
                 "zb1p": (stages - 1) * (f + b - 2 * w),
                 "dualpipe": (stages / 2 - 1) * (fb + b - 3 * w)}
     formulas["dualpipev"] = formulas["dualpipe"]
@@ -262,6 +314,9 @@ def published_bubble(schedule: str, stages: int, f: float = 1.0, b: float = 2.0,
 def published_activations(schedule: str, stages: int, microbatches: int) -> int:
     """Peak activations per device in micro-batches as published (GPipe stores all)."""
     stages, microbatches = _check_shape(schedule, stages, microbatches)
+    if schedule == "interleaved":
+        raise ValueError("DeepSeek-V3 Table 2 has no interleaved row; simulate it and read "
+                         "Timeline.peak_activations.")
     return {"gpipe": microbatches, "1f1b": stages, "zb1p": stages,
             "dualpipe": stages + 1, "dualpipev": stages + 1}[schedule]
 
@@ -272,9 +327,10 @@ def bubble_sweep(names, stages: int, microbatches, **times) -> dict[str, list]:
     raise ValueError."""
     names, microbatches = _names(names), list(microbatches)
     for key in times:
-        validate.choice("time", key, ("f", "b", "w", "fb", "comm"))
+        validate.choice("time", key, ("f", "b", "w", "fb", "comm", "virtual"))
     for name in names:
         validate.choice("schedule", name, SCHEDULES)
+    virtual = validate.integer("virtual", times.pop("virtual", 1), 1, MAX_VIRTUAL)
     _check_times(**times)
     validate.integer("stages", stages, 1, MAX_STAGES)
     for m in microbatches:
@@ -284,7 +340,8 @@ def bubble_sweep(names, stages: int, microbatches, **times) -> dict[str, list]:
         row = []
         for m in microbatches:
             try:
-                row.append(simulate(name, stages, m, **times).bubble_fraction)
+                v = virtual if name == "interleaved" else 1
+                row.append(simulate(name, stages, m, **times, virtual=v).bubble_fraction)
             except ValueError:  # this schedule cannot run m micro-batches on these stages
                 row.append(None)
         out[name] = row

@@ -7,7 +7,10 @@ module) decides *when* each starts, from the data dependencies. An operation is 
 each task is `(chain, pos, m, part)`: micro-batch `m` of pipeline `chain` at position
 `pos` along it, `part` in "F", "B", "W".
 
-Orders follow: GPipe (Huang et al. 2019), 1F1B (PipeDream-flush / Megatron-LM), ZB-H1
+Orders follow: GPipe (Huang et al. 2019), 1F1B (PipeDream-flush / Megatron-LM), interleaved
+1F1B (Narayanan et al. 2021, "Efficient Large-Scale Language Model Training on GPU Clusters
+Using Megatron-LM" §2.2.2; the order of Megatron-LM's
+`forward_backward_pipelining_with_interleaving`), ZB-H1
 (Qi et al. 2023, "Zero Bubble Pipeline Parallelism" §3.1) and DualPipe, transcribed from
 the eight phases of `DualPipe.step` in deepseek-ai/DualPipe `dualpipe/dualpipe.py`
 (FACTS.md §3.3). Communication is not modelled here: sends are taken as immediate.
@@ -67,6 +70,37 @@ def _with_weights(ops, i: int, microbatches: int, split: bool, delay: int) -> li
     if split:
         out += [("W", ((0, i, m, "W"),)) for m in range(done_w, microbatches)]
     return out
+
+
+def interleaved(stages: int, microbatches: int, virtual: int) -> list[list[Op]]:
+    """Programs of interleaved 1F1B: the model is cut into `stages * virtual` chunks and
+    chunk k (position k along chain 0) sits on device k % stages, so device d holds chunks
+    d, d + PP, d + 2PP, ... A device takes micro-batches in groups of PP: the forwards of a
+    group through its first chunk, then through its second, and so on (backwards in the
+    reverse chunk order). Warm-up: 2(PP - d - 1) + (v - 1)PP forwards (Megatron-LM), then
+    one forward, one backward. v = 1 is plain 1F1B. Micro-batches that are not a multiple
+    of PP leave a partial group; `course.pipeline.simulate` refuses them, as the paper does
+    (this order can then deadlock)."""
+    stages, microbatches = _sizes(stages, microbatches)
+    virtual = validate.positive_int("virtual", virtual)
+    groups = [range(g, min(g + stages, microbatches)) for g in range(0, microbatches, stages)]
+    fwd = [(c, m) for grp in groups for c in range(virtual) for m in grp]
+    bwd = [(c, m) for grp in groups for c in reversed(range(virtual)) for m in grp]
+    total = len(fwd)
+    programs = []
+    for d in range(stages):
+        if virtual == 1:  # plain 1F1B
+            warmup = min(stages - d - 1, total)
+        elif microbatches == stages:  # Megatron-LM: one group only, all forwards first
+            warmup = total
+        else:
+            warmup = min(2 * (stages - d - 1) + (virtual - 1) * stages, total)
+        order = [("F", x) for x in fwd[:warmup]]
+        for k in range(total - warmup):
+            order += [("F", fwd[warmup + k]), ("B", bwd[k])]
+        order += [("B", x) for x in bwd[total - warmup:]]
+        programs.append([(kind, ((0, c * stages + d, m, kind),)) for kind, (c, m) in order])
+    return programs
 
 
 class _DualPipeRank:

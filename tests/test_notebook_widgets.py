@@ -313,6 +313,10 @@ def test_07_w_and_fb_act_only_in_the_schedules_that_use_them():
     assert live.error is None and live.controls["w"].disabled and live.controls["fb"].disabled
     live.apply(schedule="zb1p")
     assert not live.controls["w"].disabled and live.controls["fb"].disabled
+    assert live.controls["virtual"].disabled  # chunks act only in interleaved
+    live.apply(schedule="interleaved", microbatches=16)
+    assert not live.controls["virtual"].disabled and live.controls["w"].disabled
+    assert live.result.bubble == pytest.approx((8 - 1) * 3.0 / 2)  # (PP-1)(F+B)/v, v = 2
 
 
 # ------------------------------------------------------------------------------ 08-09
@@ -463,7 +467,7 @@ CALCULATORS = [("03", "memory_widget", [{}, dict(model="custom")]),
                ("04", "parallel_widget", [{}, dict(model="llama-3.1-405b", ep=1, tp=8)]),
                ("06", "collectives_widget", [{}, dict(nodes=1), dict(nodes=4, gpus_per_node=1)]),
                ("07", "pipeline_gantt", [dict(schedule=s) for s in ("gpipe", "1f1b", "zb1p",
-                                                                     "dualpipe")])]
+                                                                     "interleaved", "dualpipe")])]
 
 
 @pytest.mark.parametrize("notebook,name,states", CALCULATORS)

@@ -38,7 +38,7 @@ def assert_dependencies_hold(tl: pipeline.Timeline) -> None:
     for evs in by_device.values():
         evs.sort(key=lambda e: e.start)
         assert all(a.end <= b.start + 1e-9 for a, b in zip(evs, evs[1:]))
-    assert len(f_end) == len(b_end) == tl.stages * tl.microbatches
+    assert len(f_end) == len(b_end) == _positions(tl) * tl.microbatches
     for (stage, m), e in f_end.items():
         prev = _upstream(tl, stage, m)
         if prev is not None:
@@ -52,13 +52,18 @@ def assert_dependencies_hold(tl: pipeline.Timeline) -> None:
         assert b_end[key].end <= e.start + 1e-9
 
 
+def _positions(tl):
+    """Model pieces along the chain: stages, or stages x virtual chunks when interleaved."""
+    return tl.stages * tl.virtual
+
+
 def _upstream(tl, stage, m):
     """Forwards run stage 0 -> PP-1 in every direction; only the device placement differs."""
     return None if stage == 0 else (stage - 1, m)
 
 
 def _downstream(tl, stage, m):
-    return None if stage == tl.stages - 1 else (stage + 1, m)
+    return None if stage == _positions(tl) - 1 else (stage + 1, m)
 
 
 def _b_stage(tl, e):
@@ -145,14 +150,87 @@ def test_1f1b_stage_i_stores_pp_minus_i_microbatches():
     assert simulate("1f1b", 5, 12).peak_activations == (5, 4, 3, 2, 1)
 
 
+# ------------------------------------------------------------- interleaved 1F1B
+
+
+@SETTINGS
+@given(st.integers(1, 8), st.integers(1, 5), st.integers(1, 6), times, times)
+def test_interleaved_bubble_is_pp_minus_1_times_f_plus_b_over_v(pp, v, groups, f, b):
+    # Narayanan et al. 2021 §2.2.2: (p-1)(t_f+t_b)/v with micro-batches a multiple of p;
+    # the simulation finds it on every device, for any F and B.
+    tl = simulate("interleaved", pp, pp * groups, f=f, b=b, virtual=v)
+    expected = (pp - 1) * (f + b) / v
+    assert tl.idle == pytest.approx([expected] * pp)
+    assert pipeline.published_bubble("interleaved", pp, f, b, virtual=v) == pytest.approx(
+        expected)
+    assert tl.makespan == pytest.approx(pp * groups * (f + b) + expected)
+
+
+@pytest.mark.parametrize("pp,m", [(1, 3), (4, 1), (4, 6), (5, 12), (3, 9)])
+def test_interleaved_with_one_chunk_is_1f1b(pp, m):
+    one = simulate("interleaved", pp, m, f=1.3, b=2.1, virtual=1)
+    assert one.events == simulate("1f1b", pp, m, f=1.3, b=2.1).events
+    assert one.virtual == 1 and one.params_per_device == (1,) * pp
+
+
+@pytest.mark.parametrize("pp,v", [(2, 2), (4, 2), (4, 4), (8, 3)])
+def test_interleaved_memory_and_communication(pp, v):
+    tl = simulate("interleaved", pp, 2 * pp, virtual=v)
+    assert tl.params_per_device == pytest.approx([1.0] * pp)  # v chunks of 1/v of a stage
+    # every chunk boundary is a hop, forward and backward: 2(pv - 1) against 1F1B's 2(p - 1)
+    assert tl.sends_per_microbatch == 2 * (pp * v - 1)
+    assert simulate("1f1b", pp, 2 * pp).sends_per_microbatch == 2 * (pp - 1)
+    # device 0 warms up 2(p-1) + (v-1)p chunks, then holds one more: (pv + p - 1) / v stages
+    assert max(tl.peak_activations) == pytest.approx((pp * v + pp - 1) / v)
+
+
+@pytest.mark.parametrize("pp,v,comm", [(4, 2, 0.1), (4, 4, 0.05), (8, 2, 0.1)])
+def test_interleaved_pays_every_hop_once_the_messages_take_time(pp, v, comm):
+    # Where the formula stops holding: it assumes free messages. A small per-hop delay adds
+    # one delay per hop of one micro-batch's round trip, 2(pv - 1) comm, to every device.
+    for m in (2 * pp, 4 * pp):
+        tl = simulate("interleaved", pp, m, virtual=v, comm=comm)
+        expected = pipeline.published_bubble("interleaved", pp, virtual=v)
+        assert tl.bubble == pytest.approx(expected + 2 * (pp * v - 1) * comm)
+
+
+def test_interleaved_order_breaks_on_partial_groups():
+    # Micro-batches not a multiple of PP: the simulator refuses (as the paper does); run
+    # anyway, Megatron-LM's order either deadlocks or idles longer than the formula.
+    with pytest.raises(RuntimeError, match="deadlocked"):
+        pipeline._run(schedules.interleaved(4, 5, 3), [[k % 4 for k in range(12)]], 12,
+                      dict(F=1 / 3, B=2 / 3), 0.0, (0,))
+    events = pipeline._run(schedules.interleaved(2, 3, 2), [[k % 2 for k in range(4)]], 4,
+                           dict(F=0.5, B=1.0), 0.0, (0,))
+    tl = pipeline.timeline_from_events("interleaved", 2, 3, events, 2, virtual=2)
+    assert tl.bubble == pytest.approx(2.5)
+    assert pipeline.published_bubble("interleaved", 2, virtual=2) == pytest.approx(1.5)
+
+
+def test_equal_parameter_memory_dualpipev_halves_the_devices():
+    # D = 4 devices, each holding 1/4 of the model: 1F1B, interleaved v = 2 and DualPipeV
+    # (8 stages of 1/8, two per device) -- DualPipe needs 2/4 of the model per device.
+    d, m, t = 4, 16, dict(f=1.0, b=2.0, w=1.0, fb=2.5)
+    half = {k: x / 2 for k, x in t.items()}  # a DualPipeV stage is half a device's share
+    v = simulate("dualpipev", 2 * d, m, **half)
+    assert v.devices == d and max(v.idle) == pytest.approx((d - 1) * (2.5 + 2.0 - 3.0) / 2)
+    assert v.sends_per_microbatch == 2 * (2 * d - 2)  # the V's turn stays on device D-1
+    dual = simulate("dualpipe", d, m, **t)
+    assert max(dual.params_per_device) == 2 and max(v.params_per_device) == 2  # half stages
+    assert simulate("interleaved", d, m, virtual=2).bubble == pytest.approx(4.5)
+    assert max(v.idle) < 4.5
+
+
 # --------------------------------------------------------------- schedule structure
 
 
 @pytest.mark.parametrize("schedule,pp,m", [
     ("gpipe", 3, 5), ("1f1b", 4, 3), ("1f1b", 5, 11), ("zb1p", 4, 9), ("dualpipe", 4, 8),
-    ("dualpipe", 8, 20), ("dualpipe", 6, 30), ("dualpipev", 8, 10)])
+    ("dualpipe", 8, 20), ("dualpipe", 6, 30), ("dualpipev", 8, 10), ("interleaved", 4, 8),
+    ("interleaved", 3, 3), ("interleaved", 5, 20)])
 def test_every_dependency_is_respected(schedule, pp, m):
-    tl = simulate(schedule, pp, m, f=1.3, b=2.1, w=0.8, fb=2.7)
+    kw = dict(virtual=3) if schedule == "interleaved" else {}
+    tl = simulate(schedule, pp, m, f=1.3, b=2.1, w=0.8, fb=2.7, **kw)
     assert_dependencies_hold(tl)
     assert sum(tl.busy) == pytest.approx(sum(e.end - e.start for e in tl.events))
 
@@ -198,6 +276,12 @@ def test_comm_delay_adds_to_the_pipeline_fill_and_drain():
     (("1f1b", 4, 8), dict(comm=float("nan")), "comm must be a number"),
     (("1f1b", 2.5, 8), {}, "stages must be a whole number"),
     (("1f1b", "4", 8), {}, "stages must be a whole number"),
+    (("interleaved", 4, 8), dict(virtual=0), "virtual must be a whole number from 1"),
+    (("interleaved", 4, 8), dict(virtual=2.5), "virtual must be a whole number"),
+    (("interleaved", 4, 8), dict(virtual="2"), "virtual must be a whole number"),
+    (("interleaved", 4, 8), dict(virtual=True), "virtual must be a whole number"),
+    (("interleaved", 4, 10), dict(virtual=2), "multiple of the stages"),
+    (("1f1b", 4, 8), dict(virtual=2), "only to the interleaved schedule"),
 ])
 def test_invalid_shapes_raise_value_error(args, kwargs, words):
     with pytest.raises(ValueError, match=words.replace("(", r"\(").replace(")", r"\)")):
@@ -212,6 +296,11 @@ def test_formulas_and_sweeps_reject_unknown_names():
     with pytest.raises(ValueError, match="Unknown time 'x'"):
         bubble_sweep(["1f1b"], 4, [8], x=1.0)
     assert bubble_sweep(["dualpipe"], 4, [4, 8])["dualpipe"][0] is None  # shape, not name
+    with pytest.raises(ValueError, match="no interleaved row"):
+        published_activations("interleaved", 4, 8)
+    sweep = bubble_sweep(["1f1b", "interleaved"], 4, [6, 8], virtual=2)
+    assert sweep["interleaved"][0] is None and sweep["1f1b"][0] is not None
+    assert sweep["interleaved"][1] == pytest.approx(4.5 / (8 * 3 + 4.5))
 
 
 # ----------------------------------------------------------------- speed and inputs
@@ -258,6 +347,12 @@ def test_gantt_widget_follows_its_controls_and_reports_bad_shapes():
     live.apply(schedule="dualpipe", stages=5)
     assert live.error and "even number of stages" in live.error
     assert live.result.schedule == "1f1b"  # the last good figure stays
+    assert live.controls["virtual"].disabled
+    live.apply(schedule="interleaved", stages=4, microbatches=8, virtual=2)
+    assert not live.controls["virtual"].disabled and live.error is None
+    assert live.result.bubble == pytest.approx(4.5) and "4.5" in live.summary.value
+    live.apply(microbatches=10)
+    assert live.error and "multiple of the stages" in live.error
 
 
 def test_real_1f1b_on_gloo_processes_respects_the_schedule():
