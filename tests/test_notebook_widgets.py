@@ -467,7 +467,8 @@ CALCULATORS = [("03", "memory_widget", [{}, dict(model="custom")]),
                ("04", "parallel_widget", [{}, dict(model="llama-3.1-405b", ep=1, tp=8)]),
                ("06", "collectives_widget", [{}, dict(nodes=1), dict(nodes=4, gpus_per_node=1)]),
                ("07", "pipeline_gantt", [dict(schedule=s) for s in ("gpipe", "1f1b", "zb1p",
-                                                                     "interleaved", "dualpipe")])]
+                                                                     "dualpipe")]
+                + [dict(schedule="interleaved", microbatches=16)])]
 
 
 @pytest.mark.parametrize("notebook,name,states", CALCULATORS)
