@@ -280,7 +280,130 @@ faster = simulate("dualpipe", 8, 20, f=f_chunk, b=b_chunk, fb=pair)
 assert faster.makespan < plain.makespan
 
 # %% [markdown]
-# ## 8. With your machine's numbers
+# ## 8. Interleaved 1F1B: thinner steps, more messages
+#
+# Megatron-LM's answer to the bubble (Narayanan et al. 2021, "Efficient
+# Large-Scale Language Model Training on GPU Clusters Using Megatron-LM",
+# §2.2.2) keeps 1F1B but cuts each device's layers into **v chunks** that are
+# not neighbours: with PP = 4 and v = 2 the model is 8 chunks and device d
+# holds chunks d and d + 4, so a micro-batch goes round the devices twice. F
+# and B stay a whole stage's times; one chunk takes F/v and B/v. Each step of
+# the fill and drain staircase is now one chunk, so the paper's bubble is
+# (PP−1)(F+B)/v, stated for micro-batches that are a multiple of PP (the
+# simulator refuses other shapes when v > 1).
+
+# %%
+inter = simulate("interleaved", PP, M, f=1.0, b=2.0, virtual=2)
+plots.gantt(inter).show()
+for v in (1, 2, 4):
+    tl = simulate("interleaved", PP, M, f=1.0, b=2.0, virtual=v)
+    formula = pipeline.published_bubble("interleaved", PP, f=1.0, b=2.0, virtual=v)
+    checks.check_close(f"v = {v}: bubble = (PP-1)(F+B)/v", tl.bubble, formula)
+    print(f"v = {v}: worst device idles {max(tl.idle):.3g}, "
+          f"{tl.sends_per_microbatch:g} sends per micro-batch")
+assert simulate("interleaved", PP, M, virtual=1).events == one_f.events  # v = 1 is 1F1B
+
+# %% [markdown]
+# The price is communication. A micro-batch now crosses PP·v − 1 device
+# boundaries on the way down and as many on the way back: 2(PP·v − 1) sends
+# instead of 1F1B's 2(PP − 1), about v times more. The parameters per device
+# do not change (v chunks of 1/v of a stage), and activations grow a little:
+# device 0 warms up with 2(PP−1) + (v−1)PP chunk forwards (Megatron-LM's rule),
+# so it holds (PP·v + PP − 1)/v stages' worth instead of PP.
+
+# %%
+checks.check_close("sends per micro-batch = 2(PP*v - 1)",
+                   inter.sends_per_microbatch, 2 * (PP * 2 - 1))
+checks.check_close("parameters per device: still one stage",
+                   max(inter.params_per_device), 1.0)
+checks.check_close("device 0 stores (PP*v + PP - 1)/v micro-batches",
+                   max(inter.peak_activations), (PP * 2 + PP - 1) / 2)
+
+# %% [markdown]
+# **Where the formula stops holding.** It counts compute only. Give each hop a
+# delay, as in section 6. Plain 1F1B (v = 1) then grows with M, as there. With
+# v ≥ 2 and a small delay, the deep warm-up hides it from the steady state (the
+# bubble does not grow with M), but every device pays one delay per hop of a
+# round trip: (PP−1)(F+B)/v + 2(PP·v−1)·comm.
+# So v has a best value; past it the extra hops cost more than the thinner steps
+# save, and with a longer delay the bubble grows with M again. (Shapes that are
+# not a multiple of PP are the other limit: Megatron-LM's order then deadlocks
+# or idles longer; `tests/test_pipeline.py` shows both.)
+
+# %%
+for comm in (0.1, 0.5):
+    for v in (1, 2, 3, 4, 8):
+        row = [simulate("interleaved", PP, m, virtual=v, comm=comm).bubble
+               for m in (16, 32)]
+        law = pipeline.published_bubble("interleaved", PP, virtual=v) + 2 * (PP * v - 1) * comm
+        print(f"comm {comm}, v = {v}: bubble at M = 16, 32: "
+              f"{row[0]:5.2f}, {row[1]:5.2f}  (formula + hops: {law:5.2f})")
+checks.check_close("comm 0.1, v = 2: (PP-1)(F+B)/v + 2(PP*v-1)comm",
+                   simulate("interleaved", PP, 16, virtual=2, comm=0.1).bubble,
+                   3 * 3.0 / 2 + 2 * 7 * 0.1)
+
+# %% [markdown]
+# ## 9. At equal parameter memory: interleaving, DualPipe, DualPipeV
+#
+# Compare on the **same four devices**, each holding a quarter of the model
+# (the chunk times of section 4: F = 1, B = 2, W = 1, F&B = 2.5 for a quarter).
+#
+# * **1F1B** and **interleaved** (v = 2) hold 1× parameters.
+# * **DualPipe** holds stages i and PP−1−i on device i: every stage sits on two
+#   devices, one per direction, so it keeps **2×** parameters (and the two
+#   copies' gradients must be summed).
+# * **DualPipeV** (the DualPipe repository's "cut-in-half" schedule, from Sea AI
+#   Lab; `dualpipe/dualpipev.py`) folds one pipeline into a V: the model is cut
+#   into 2 × 4 = 8 stages and device i holds stages i and 7 − i. Every stage is
+#   stored once, so parameters are back to 1×; the schedule is DualPipe's eight
+#   steps, so its bubble is DualPipe's formula counted in these half-size stages.
+
+# %%
+D, M_eq = 4, 16
+half = {k: t / 2 for k, t in times.items()}  # a DualPipeV stage is half a device's layers
+runs = {"1f1b": simulate("1f1b", D, M_eq, **times),
+        "interleaved v=2": simulate("interleaved", D, M_eq, **times, virtual=2),
+        "dualpipe": simulate("dualpipe", D, M_eq, **times),
+        "dualpipev": simulate("dualpipev", 2 * D, M_eq, **half)}
+share = {n: max(tl.params_per_device) * D / tl.stages for n, tl in runs.items()}
+for n, tl in runs.items():
+    print(f"{n:16s} {tl.devices} devices, {share[n]:g}x parameters, worst idle "
+          f"{max(tl.idle):.3g}, {tl.sends_per_microbatch:g} sends per micro-batch")
+plots.tradeoff(list(runs), [max(tl.idle) for tl in runs.values()],
+               [tl.sends_per_microbatch for tl in runs.values()], list(share.values()),
+               "Four devices, one model: bubble against communication").show()
+checks.check_close("DualPipeV worst device = (PP/2-1)(F&B+B-3W), PP = 2D half stages",
+                   max(runs["dualpipev"].idle), (D - 1) * (2.5 + 2.0 - 3.0) / 2)
+
+# %% [markdown]
+# Read the picture. Interleaving halves 1F1B's bubble for 2.3× the sends.
+# DualPipeV does better on both axes than interleaving with v = 2 at the same
+# 1× parameters: its bubble also has the W deferral and the F&B overlap, and its
+# fold keeps the V's turn (stages 3 and 4) on one device, one hop fewer per
+# direction. DualPipe has the smallest bubble of all, but pays for it with twice
+# the parameters.
+#
+# "The same bubble on half the devices" is the other way to read DualPipeV:
+# with the **same** stages and chunk times, it runs DualPipe's schedule with the
+# same worst-device bubble on PP/2 devices instead of PP.
+
+# %%
+dp, dv = simulate("dualpipe", 8, 20, **times), simulate("dualpipev", 8, 20, **times)
+print(f"DualPipe: {dp.devices} devices; DualPipeV: {dv.devices} devices")
+checks.check_close("DualPipeV: DualPipe's worst-device bubble on half the devices",
+                   max(dv.idle), max(dp.idle))
+
+# %% [markdown]
+# What DualPipeV saves: the duplicate copy of every stage (its memory, and the
+# gradient all-reduce between the two copies), or, read the other way, half
+# the devices of the pipeline. What it keeps: DualPipe's eight-step schedule,
+# its F&B overlap, PP + 1 micro-batches of activations per device (counted in
+# its own, half-size stages) and a need for at least as many micro-batches as
+# stages. What it does not do: feed the pipeline from both ends; all
+# micro-batches enter and leave at device 0 (the loss is computed there too).
+
+# %% [markdown]
+# ## 10. With your machine's numbers
 #
 # Now the times come from a real block of the course's tiny model: the forward,
 # the full backward (`torch.autograd.grad` for the input **and** the weights),
@@ -320,7 +443,7 @@ print(f"F = {mine['f']:.3f} ms, input part B - W = {b_input:.3f} ms, "
 # conclusions survive.)
 
 # %% [markdown]
-# ## 9. Optional: a real 1F1B pipeline on your CPU
+# ## 11. Optional: a real 1F1B pipeline on your CPU
 #
 # `pipeline_real.run_1f1b` starts one process per stage (torch.distributed with
 # the gloo backend), gives each a block of the tiny model, and runs the very
@@ -343,7 +466,7 @@ if RUN_REAL:
     print("idle per rank, simulated:", [f"{t:.0f}" for t in twin.idle])
 
 # %% [markdown]
-# ## 10. Try it yourself
+# ## 12. Try it yourself
 #
 # Pick a schedule and drag the sliders; the Gantt chart is re-simulated each
 # time.
@@ -352,6 +475,8 @@ if RUN_REAL:
 # * With `zb1p`, raise W from 0 towards F. Where do the gaps go? What happens
 #   when W passes F?
 # * With `dualpipe`, lower F&B from F + B to B. Which devices gain most?
+# * With `interleaved`, set the micro-batches to 16 (a multiple of PP = 8) and
+#   move v from 1 to 4. How do the bubble and the sends per micro-batch change?
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -406,6 +531,18 @@ answer = ...
 passed = checks.check_answer("07.ramp_start_1f1b_share", answer)
 
 # %% [markdown]
+# **5.** Write `bubble_interleaved(pp, m, v, f, b)`: the idle time per device of
+# interleaved 1F1B with `v` chunks per device (`m` a multiple of `pp`; `f`, `b`
+# a whole stage's times).
+
+# %%
+def bubble_interleaved(pp, m, v, f, b):
+    raise NotImplementedError  # your code here
+
+
+bubble_interleaved = checks.check_exercise("07.bubble_interleaved", bubble_interleaved)
+
+# %% [markdown]
 # ## Summary
 #
 # * A pipeline idles while it fills and drains: (PP−1)(F+B) per device for
@@ -414,6 +551,12 @@ passed = checks.check_answer("07.ramp_start_1f1b_share", answer)
 # * Deferring the weight-gradient part W fills gaps (ZB1P); DualPipe also feeds
 #   both ends and overlaps forward with backward, cutting the bubble to
 #   (PP/2−1)(F&B+B−3W), for 2× parameters and PP+1 activations. Not zero.
+# * Interleaved 1F1B (v chunks per device) divides the bubble by v, exactly
+#   (PP−1)(F+B)/v when micro-batches are a multiple of PP, for 2(PP·v−1)
+#   sends per micro-batch instead of 2(PP−1); slow messages set a best v.
+# * At equal parameters (1×), DualPipeV beats interleaving with v = 2 on both
+#   bubble and sends; DualPipe's smaller bubble costs 2× parameters. DualPipeV is
+#   DualPipe's bubble on half the devices.
 # * The published formulas hold for balanced chunks (B − W = F, W ≤ F) and
 #   describe the worst device; a simulation of the schedule is the honest
 #   answer elsewhere.

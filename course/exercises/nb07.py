@@ -62,3 +62,20 @@ register(Exercise(
     hint="Bubble (PP-1)(F+B) per device; busy time M(F+B); share = bubble / (busy + bubble).",
     expected=_ramp_start_share, wrong=0.319, rtol=0.01,  # 32 micro-batches' share
 ))
+
+
+def bubble_interleaved(pp: int, m: int, v: int, f: float, b: float) -> float:
+    # the fill and drain staircases cross PP-1 devices, each step now one chunk: f/v, b/v
+    return (pp - 1) * (f + b) / v
+
+
+register(Exercise(
+    name="07.bubble_interleaved", notebook="07",
+    prompt="The idle time per device of interleaved 1F1B: pp devices, m micro-batches (a "
+           "multiple of pp), v chunks per device, f and b a whole stage's times.",
+    hint="The staircase still has PP-1 steps, but each step is one chunk, 1/v of a stage.",
+    reference=bubble_interleaved,
+    oracle=lambda pp, m, v, f, b: simulate("interleaved", pp, m, f=f, b=b, virtual=v).bubble,
+    cases=lambda: [(4, 8, 2, 1.0, 2.0), (8, 16, 4, 1.0, 2.0), (6, 18, 3, 0.7, 1.9)],
+    wrong=lambda pp, m, v, f, b: (pp - 1) * (f + b),  # 1F1B's: forgets the chunks
+))

@@ -113,3 +113,18 @@ def streams(pieces, title: str = "") -> go.Figure:
                     hovertemplate="%{text}: %{base:.2g} → %{x:.2g} long<extra></extra>")
     fig.update_yaxes(categoryorder="array", categoryarray=["comm", "compute"])
     return fig
+
+
+def tradeoff(names, bubbles, sends, params, title: str = "") -> go.Figure:
+    """Each schedule as a point: bubble per device against p2p sends per micro-batch, the
+    label giving the parameters each device holds (in units of 1F1B's)."""
+    fig = figure(title or "Bubble against communication, same devices",
+                 "p2p sends per micro-batch", "bubble per device (units of F, B)",
+                 height=380, width=760)
+    for i, (name, x, y, p) in enumerate(zip(names, sends, bubbles, params)):
+        fig.add_scatter(x=[x], y=[y], mode="markers+text", name=name,
+                        text=[f"{name} ({p:g}× params)"], textposition="top center",
+                        marker=dict(size=14, color=SEQUENCE[i % len(SEQUENCE)]))
+    fig.update_yaxes(rangemode="tozero")
+    fig.update_xaxes(rangemode="tozero")
+    return fig
