@@ -16,15 +16,27 @@ Left out: the MTP module (about +4% for DeepSeek-V3, `include_mtp=True` adds it)
 recomputation, softmax and elementwise work. With seq_len 4096 this gives ~250 GFLOPs per
 token for DeepSeek-V3, the figure of the ISCA '25 paper
 (Zhao et al., arXiv:2505.09343, its training-compute table).
-Measured MFU helpers at the end time a real matmul and a real training step in torch.
+Parameters come from `course.params` (the one place for parameter formulas); the measured
+MFU helpers (a real matmul and a real training step in torch) live in `course.measured`
+and are re-exported here.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
+from course import params
+from course import validate as check
 from course.configs import ModelConfig, gpu, load_config
+from course.measured import (  # noqa: F401  (re-exported: notebook 05, course.realistic)
+    MeasuredStep,
+    _mlp_step,
+    datasheet_gpu,
+    measure_matmul_tflops,
+    measure_mlp_step,
+    mlp_layers,
+    mlp_step_flops,
+)
 
 SECONDS_PER_DAY = 86_400.0
 SECONDS_PER_YEAR = 365.25 * SECONDS_PER_DAY
@@ -41,41 +53,40 @@ LLAMA_31_405B = dict(tokens=15.6e12, total_gpu_hours=30.84e6, flops=3.8e25, n_gp
 ISCA25_GFLOPS_PER_TOKEN = {"deepseek-v3": 250.0, "llama-3.1-405b": 2448.0}
 
 
-def _attention_params(cfg: ModelConfig) -> int:
-    d, h = cfg.hidden_size, cfg.num_heads
-    if cfg.attention_kind == "mla":
-        qk = cfg.qk_nope_head_dim + cfg.qk_rope_head_dim
-        q = (d * cfg.q_lora_rank + cfg.q_lora_rank * h * qk) if cfg.q_lora_rank else d * h * qk
-        kv = d * (cfg.kv_lora_rank + cfg.qk_rope_head_dim)
-        kv += cfg.kv_lora_rank * h * (cfg.qk_nope_head_dim + cfg.v_head_dim)
-        return q + kv + h * cfg.v_head_dim * d
-    return d * cfg.head_dim * (2 * h + 2 * cfg.num_kv_heads)  # q, o + k, v
+def attention_matmul_params(cfg) -> int:
+    """Weights of one attention block a token multiplies by: `course.params.attention_params`
+    without MLA's two inner norms (elementwise scales, not matmuls)."""
+    cfg = load_config(cfg)
+    norms = (cfg.q_lora_rank or 0) + cfg.kv_lora_rank if cfg.attention_kind == "mla" else 0
+    return params.attention_params(cfg) - norms
 
 
-def _ffn_params_per_token(cfg: ModelConfig) -> int:
-    d = cfg.hidden_size
-    dense = cfg.n_dense_layers * 3 * d * cfg.intermediate_size  # SwiGLU: 3 matrices
-    if not cfg.is_moe:
-        return dense
+_attention_params = attention_matmul_params  # the name course.planner uses
+
+
+def _moe_matmul_params(cfg: ModelConfig) -> int:
+    """One MoE layer, per token: K_r routed + shared SwiGLU experts and the router's d x N_r
+    matrix (its balancing bias is an add, not a matmul)."""
     experts = cfg.experts_per_token + cfg.n_shared_experts
-    per_layer = experts * 3 * d * cfg.moe_intermediate_size + d * cfg.n_routed_experts
-    return dense + cfg.n_moe_layers * per_layer
+    ffn = params.ffn_params(cfg.hidden_size, cfg.moe_intermediate_size)
+    return experts * ffn + cfg.hidden_size * cfg.n_routed_experts
 
 
 def matmul_params_per_token(cfg) -> int:
     """Weights one token multiplies by in a forward pass (no embedding lookup, no norms)."""
     cfg = load_config(cfg)
-    head = cfg.vocab_size * cfg.hidden_size
-    return cfg.num_layers * _attention_params(cfg) + _ffn_params_per_token(cfg) + head
+    d = cfg.hidden_size
+    dense = cfg.n_dense_layers * params.ffn_params(d, cfg.intermediate_size)
+    moe = cfg.n_moe_layers * _moe_matmul_params(cfg) if cfg.is_moe else 0
+    head = cfg.vocab_size * d
+    return cfg.num_layers * attention_matmul_params(cfg) + dense + moe + head
 
 
 def _mtp_params_per_token(cfg: ModelConfig) -> int:
     # One extra block on [h; emb] (eh_proj d x 2d) plus the shared head, per MTP depth.
     d = cfg.hidden_size
-    experts = cfg.experts_per_token + cfg.n_shared_experts
-    block = _attention_params(cfg) + experts * 3 * d * cfg.moe_intermediate_size
-    return cfg.mtp_depth * (block + d * cfg.n_routed_experts + 2 * d * d
-                            + cfg.vocab_size * d)
+    block = attention_matmul_params(cfg) + _moe_matmul_params(cfg)
+    return cfg.mtp_depth * (block + 2 * d * d + cfg.vocab_size * d)
 
 
 @dataclass(frozen=True)
@@ -93,8 +104,7 @@ class FlopsPerToken:
 def attention_flops_per_token(cfg, seq_len: int) -> float:
     """Forward FLOPs of QK^T and AV for one token, all layers, causal (seq_len/2 keys)."""
     cfg = load_config(cfg)
-    if seq_len < 1:
-        raise ValueError("seq_len must be at least 1 token.")
+    seq_len = check.positive_int("seq_len", seq_len)
     if cfg.attention_kind == "mla":
         d_qk, d_v = cfg.qk_nope_head_dim + cfg.qk_rope_head_dim, cfg.v_head_dim
     else:
@@ -106,6 +116,7 @@ def training_flops_per_token(cfg, seq_len: int = 4096, include_attention: bool =
                              include_mtp: bool = False) -> FlopsPerToken:
     """Training (forward + backward) FLOPs per token for a model config."""
     cfg = load_config(cfg)
+    seq_len = check.positive_int("seq_len", seq_len)
     n = matmul_params_per_token(cfg) + (_mtp_params_per_token(cfg) if include_mtp else 0)
     attn = 3 * attention_flops_per_token(cfg, seq_len) if include_attention else 0.0
     return FlopsPerToken(n, 6.0 * n, attn)
@@ -113,8 +124,7 @@ def training_flops_per_token(cfg, seq_len: int = 4096, include_attention: bool =
 
 def training_flops(cfg, tokens: float, seq_len: int = 4096, **kw) -> float:
     """Total training FLOPs for `tokens` tokens."""
-    if tokens <= 0:
-        raise ValueError("tokens must be positive.")
+    tokens = check.positive("tokens", tokens)
     return training_flops_per_token(cfg, seq_len, **kw).total * tokens
 
 
@@ -123,24 +133,20 @@ def training_flops(cfg, tokens: float, seq_len: int = 4096, **kw) -> float:
 
 def training_seconds(flops: float, n_gpus: int, peak_tflops: float, mfu: float) -> float:
     """Wall-clock seconds = FLOPs / (GPUs x peak x MFU)."""
-    if n_gpus < 1:
-        raise ValueError("You need at least one GPU.")
-    if not 0 < mfu <= 1:
-        raise ValueError("MFU must be between 0 and 1 (a fraction of the peak).")
-    if peak_tflops <= 0 or flops <= 0:
-        raise ValueError("FLOPs and peak TFLOP/s must be positive.")
+    n_gpus = check.integer("n_gpus (the number of GPUs)", n_gpus, 1)
+    mfu = check.fraction("MFU (a fraction of the peak)", mfu, zero=False)
+    flops, peak_tflops = check.positive("flops", flops), check.positive("peak_tflops", peak_tflops)
     return flops / (n_gpus * peak_tflops * 1e12 * mfu)
 
 
 def implied_mfu(flops: float, gpu_hours: float, peak_tflops: float) -> float:
     """The MFU a run must have had: achieved FLOP/s per GPU over the peak."""
-    return achieved_tflops(flops, gpu_hours) / peak_tflops
+    return achieved_tflops(flops, gpu_hours) / check.positive("peak_tflops", peak_tflops)
 
 
 def achieved_tflops(flops: float, gpu_hours: float) -> float:
     """Average useful TFLOP/s per GPU of a run that spent `gpu_hours`."""
-    if gpu_hours <= 0:
-        raise ValueError("gpu_hours must be positive.")
+    flops, gpu_hours = check.positive("flops", flops), check.positive("gpu_hours", gpu_hours)
     return flops / (gpu_hours * 3600) / 1e12
 
 
@@ -172,139 +178,31 @@ def estimate(active_params: float, tokens: float, gpu_name: str = "H800", n_gpus
              precision: str = "bf16", mfu: float = 0.4, price_per_hour: float = 2.0,
              flops_per_token: float | None = None) -> Estimate:
     """Days, GPU-hours and dollars to train on `tokens` (6·N·D unless `flops_per_token`)."""
-    if active_params <= 0:
-        raise ValueError("active_params must be positive.")
-    if price_per_hour < 0:
-        raise ValueError("The price per GPU-hour cannot be negative.")
-    per_token = 6.0 * active_params if flops_per_token is None else flops_per_token
+    active_params = check.positive("active_params", active_params)
+    tokens = check.positive("tokens", tokens)
+    price_per_hour = check.non_negative("price_per_hour (the price per GPU-hour)",
+                                        price_per_hour)
+    n_gpus = check.integer("n_gpus (the number of GPUs)", n_gpus, 1)
+    per_token = (6.0 * active_params if flops_per_token is None
+                 else check.positive("flops_per_token", flops_per_token))
     flops = per_token * tokens
-    if tokens <= 0:
-        raise ValueError("tokens must be positive.")
     peak = gpu(gpu_name).peak_tflops(precision)
-    return Estimate(flops, training_seconds(flops, n_gpus, peak, mfu), int(n_gpus),
-                    price_per_hour)
+    return Estimate(flops, training_seconds(flops, n_gpus, peak, mfu), n_gpus, price_per_hour)
 
 
 def days_vs_gpus(active_params: float, tokens: float, gpu_counts, **kw) -> list[float]:
     """Training days for each GPU count in `gpu_counts` (same assumptions otherwise)."""
-    return [estimate(active_params, tokens, n_gpus=int(n), **kw).days for n in gpu_counts]
+    if isinstance(gpu_counts, (str, bytes)) or not hasattr(gpu_counts, "__iter__"):
+        raise ValueError(f"gpu_counts must be a list of GPU counts, not {gpu_counts!r:.40}.")
+    return [estimate(active_params, tokens, n_gpus=n, **kw).days for n in gpu_counts]
 
 
 def throughput_for(flops: float, n_gpus: int, seconds: float) -> float:
     """TFLOP/s per GPU needed to do `flops` on `n_gpus` in `seconds`."""
-    if n_gpus < 1 or seconds <= 0:
-        raise ValueError("n_gpus must be ≥ 1 and seconds positive.")
+    flops = check.non_negative("flops", flops)
+    n_gpus = check.integer("n_gpus (the number of GPUs)", n_gpus, 1)
+    seconds = check.positive("seconds", seconds)
     return flops / (n_gpus * seconds) / 1e12
-
-
-# ------------------------------------------------------------- measured on this machine
-
-
-def _sync(dev) -> None:
-    import torch
-
-    if str(dev).startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def _best_seconds(fn, dev, repeats: int) -> float:
-    fn()  # warm-up: allocations, kernel selection
-    _sync(dev)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        _sync(dev)
-        times.append(time.perf_counter() - start)
-    times.sort()
-    return times[len(times) // 2]  # median: robust to a noisy shared machine
-
-
-def measure_matmul_tflops(n: int, dtype=None, device=None, repeats: int = 10) -> float:
-    """Achieved TFLOP/s of an (n, n) @ (n, n) matmul: 2 n^3 FLOPs over its median time."""
-    import torch
-
-    if n < 1:
-        raise ValueError("n must be positive.")
-    dev = torch.device(device or "cpu")
-    dtype = dtype or torch.float32
-    g = torch.Generator(device="cpu").manual_seed(0)
-    a = torch.randn(n, n, generator=g).to(dev, dtype)
-    b = torch.randn(n, n, generator=g).to(dev, dtype)
-    return 2 * n**3 / _best_seconds(lambda: a @ b, dev, repeats) / 1e12
-
-
-def mlp_layers(d_model: int, d_ff: int, n_layers: int):
-    """A small residual MLP stack (Linear-GELU-Linear per layer) for the measured MFU step."""
-    import torch
-
-    if min(d_model, d_ff, n_layers) < 1:
-        raise ValueError("d_model, d_ff and n_layers must be positive.")
-    blocks = [torch.nn.Sequential(torch.nn.Linear(d_model, d_ff, bias=False), torch.nn.GELU(),
-                                  torch.nn.Linear(d_ff, d_model, bias=False))
-              for _ in range(n_layers)]
-    return torch.nn.ModuleList(blocks)
-
-
-def mlp_step_flops(d_model: int, d_ff: int, n_layers: int, tokens: int) -> int:
-    """Matmul FLOPs of one training step of `mlp_layers`: forward, backward, no optimizer.
-
-    Each weight W costs 2·T·|W| forward, 2·T·|W| for its gradient and 2·T·|W| for the
-    input gradient, so 6·T·|W| -- except the first layer: its input needs no gradient.
-    """
-    per_layer = 2 * d_model * d_ff
-    first = d_model * d_ff
-    return 6 * tokens * per_layer * n_layers - 2 * tokens * first
-
-
-def _mlp_step(blocks, x, opt) -> None:
-    h = x
-    for block in blocks:
-        h = h + block(h)  # residual, as in a transformer
-    loss = h.pow(2).mean()
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-
-
-@dataclass(frozen=True)
-class MeasuredStep:
-    seconds: float
-    flops: int
-    peak_tflops: float  # the measured matmul peak it is compared with
-
-    @property
-    def tflops(self) -> float:
-        return self.flops / self.seconds / 1e12
-
-    @property
-    def mfu(self) -> float:
-        return self.tflops / self.peak_tflops
-
-
-def measure_mlp_step(d_model: int, d_ff: int, n_layers: int, tokens: int,
-                     peak_tflops: float, dtype=None, device=None,
-                     repeats: int = 5) -> MeasuredStep:
-    """Time one real training step of the MLP stack; MFU against `peak_tflops`."""
-    import torch
-
-    dev = torch.device(device or "cpu")
-    torch.manual_seed(0)
-    blocks = mlp_layers(d_model, d_ff, n_layers).to(dev, dtype or torch.float32)
-    x = torch.randn(tokens, d_model, device=dev, dtype=dtype or torch.float32)
-    opt = torch.optim.SGD(blocks.parameters(), lr=1e-3)
-    seconds = _best_seconds(lambda: _mlp_step(blocks, x, opt), dev, repeats)
-    return MeasuredStep(seconds, mlp_step_flops(d_model, d_ff, n_layers, tokens), peak_tflops)
-
-
-def datasheet_gpu(device_name: str | None) -> str | None:
-    """The `configs.GPUS` key for a CUDA device name such as 'NVIDIA H100 80GB HBM3'."""
-    if not device_name:
-        return None
-    for key in ("H800", "H200", "H100", "A100"):
-        if key in device_name:
-            return "H100 SXM" if key == "H100" else key
-    return None
 
 
 # ------------------------------------------------- MFU vs HFU, and where the time goes
@@ -316,12 +214,11 @@ ISCA25_MFU = {"causal": 0.3894, "non_causal": 0.4373}
 
 def mfu_against_roofline(tflops: float, gpu_name: str = "H800",
                          precision: str = "bf16") -> float:
-    """MFU = achieved useful TFLOP/s over the roofline's flat roof (the dense peak)."""
-    from course import roofline
-
-    if tflops < 0:
-        raise ValueError(f"Achieved TFLOP/s cannot be negative (got {tflops}).")
-    return tflops / roofline.machine(gpu_name, precision).tflops
+    """MFU = achieved useful TFLOP/s over the roofline's flat roof: the GPU's dense peak
+    (`roofline.machine(gpu_name).tflops`; a measured `roofline.Machine` is used as is)."""
+    tflops = check.non_negative("tflops (achieved TFLOP/s)", tflops)
+    peak = getattr(gpu_name, "tflops", None)  # a roofline.Machine (no import: no cycle)
+    return tflops / (peak if peak is not None else gpu(gpu_name).peak_tflops(precision))
 
 
 def recompute_flops_per_token(cfg, seq_len: int = 4096, recompute: str = "selective") -> float:
@@ -337,8 +234,10 @@ def recompute_flops_per_token(cfg, seq_len: int = 4096, recompute: str = "select
     from course.activations import RECOMPUTE
 
     cfg = load_config(cfg)
-    if recompute not in RECOMPUTE:
-        raise ValueError(f"recompute must be one of {', '.join(RECOMPUTE)}, not {recompute!r}.")
+    if not isinstance(recompute, str) or recompute not in RECOMPUTE:  # wording: test_compute
+        raise ValueError(f"recompute must be one of {', '.join(RECOMPUTE)}, "
+                         f"not {recompute!r:.40}.")
+    seq_len = check.positive_int("seq_len", seq_len)
     if recompute == "none":
         return 0.0
     if recompute == "full":
@@ -354,8 +253,7 @@ def recompute_flops_per_token(cfg, seq_len: int = 4096, recompute: str = "select
 def hfu(mfu: float, cfg, seq_len: int = 4096, recompute: str = "selective") -> float:
     """Hardware FLOPs utilisation: like MFU but counting every FLOP the GPU executes,
     recomputation included, so HFU = MFU x (model + recomputed) / model FLOPs >= MFU."""
-    if not 0 <= mfu <= 1:
-        raise ValueError(f"MFU must be between 0 and 1, not {mfu}.")
+    mfu = check.fraction("MFU", mfu)
     model = training_flops_per_token(cfg, seq_len).total
     return mfu * (model + recompute_flops_per_token(cfg, seq_len, recompute)) / model
 
@@ -373,10 +271,10 @@ def time_budget(mfu: float, cfg, seq_len: int = 4096, recompute: str = "selectiv
     * "everything else": the rest -- exposed communication, kernels below the roofline
       (real kernels are not perfect), load imbalance, FP8 scaling work, stragglers.
     """
-    if not 0 <= bubble_share < 1:
-        raise ValueError(f"bubble_share must be in [0, 1), not {bubble_share}.")
-    if not 0 < roofline_ceiling <= 1:
-        raise ValueError(f"roofline_ceiling must be in (0, 1], not {roofline_ceiling}.")
+    bubble_share = check.fraction("bubble_share", bubble_share)
+    if bubble_share == 1:
+        raise ValueError("bubble_share must be below 1: a step that is all bubble does no work.")
+    roofline_ceiling = check.fraction("roofline_ceiling", roofline_ceiling, zero=False)
     h = hfu(mfu, cfg, seq_len, recompute)
     memory_bound = mfu / roofline_ceiling - mfu
     rest = 1 - h - memory_bound - bubble_share

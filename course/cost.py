@@ -11,13 +11,12 @@ the matmuls at these widths but not free, so measured ratios drift a little from
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import torch
 
 from course import device as dev
-from course import validate
+from course import timing, validate
 from course.attention import Block, CausalSelfAttention, SwiGLU
 from course.presets import preset
 
@@ -76,11 +75,6 @@ class PassTiming:
         return 2 * self.forward_flops / self.backward_s / 1e12
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
 def _default_dtype(device: torch.device) -> torch.dtype:
     # BF16 on a GPU (its tensor cores' native format); FP32 on a CPU.
     return torch.bfloat16 if device.type == "cuda" else torch.float32
@@ -97,27 +91,21 @@ def time_passes(module: torch.nn.Module, x: torch.Tensor, flops: int, repeats: i
         raise ValueError("time_passes takes a torch module and an input tensor.")
     repeats = validate.integer("repeats", repeats, 1, 1000)
     device = x.device
-    fwd, bwd = [], []
-    for i in range(repeats + 1):  # the first round warms up kernels and allocator
+
+    def fresh_grads() -> None:
         x.grad = None
         module.zero_grad(set_to_none=True)
-        _sync(device)
-        t0 = time.perf_counter()
+
+    def forward(_):
         with torch.set_grad_enabled(backward):
-            y = module(x)
-        _sync(device)
-        t1 = time.perf_counter()
-        if backward:
-            y.backward(torch.ones_like(y))
-            _sync(device)
-        t2 = time.perf_counter()
-        if i:
-            fwd.append(t1 - t0)
-            bwd.append(t2 - t1)
-    median = lambda v: sorted(v)[len(v) // 2]
-    return PassTiming(median(fwd), median(bwd) if backward else None, flops,
+            return module(x)
+
+    steps = [forward, lambda y: y.backward(torch.ones_like(y))] if backward else [forward]
+    fwd, *bwd = timing.lap_times(steps, repeats, device=device, setup=fresh_grads)
+    bwd = bwd[0] if bwd else None
+    return PassTiming(timing.median(fwd), bwd and timing.median(bwd), flops,
                       f"{device.type} {str(x.dtype).removeprefix('torch.')}",
-                      min(fwd), min(bwd) if backward else None)
+                      fwd[0], bwd and bwd[0])
 
 
 def mlp_timing(d_model: int, d_ff: int, tokens: int, repeats: int = 5,

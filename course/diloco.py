@@ -14,28 +14,16 @@ exchanged tensor would send per replica, 2 (R-1)/R x 4 bytes per parameter.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 
 from course import validate
 from course.ring import ring_bytes
+from course.timing import one_thread  # noqa: F401  (re-exported: notebook 06's exercise)
 
 OUTER_LR, OUTER_MOMENTUM = 0.7, 0.9  # DiLoCo paper, section 3
 KNOBS = ("replicas", "steps", "d_in", "width", "batch", "lr", "seed")  # what compare passes on
-
-
-@contextmanager
-def one_thread():
-    """Run tiny models on one intra-op thread: on a busy shared CPU, extra threads only spin
-    (measured here: 70 s with 2 threads vs 3 s with 1 for the same run)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _mlp(d_in: int, width: int, seed: int) -> torch.nn.Module:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from course import validate
 from course.configs import DEEPSEEK_IB_GB_S
+from course.timing import one_thread
 
 #: Largest simulated routing problem (tokens x experts): about 256 MB of float32 logits.
 MAX_ROUTING_CELLS = 2**26
@@ -147,8 +148,6 @@ def simulate_routing(n_tokens: int = 4096, n_experts: int = 256, n_nodes: int = 
     node_of = torch.arange(n_experts) // (n_experts // n_nodes)
     if locality:
         logits += locality * torch.randn(n_tokens, n_nodes, generator=g)[:, node_of]
-    from course.diloco import one_thread
-
     with one_thread():  # small tensors: threads only spin on a shared CPU
         idx = route(torch.sigmoid(logits), top_k, n_nodes, max_nodes)
     hit = torch.zeros(n_tokens, n_nodes).scatter_(1, node_of[idx], 1.0)  # (T, nodes)

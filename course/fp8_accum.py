@@ -23,12 +23,11 @@ errors all point the same way, the worst case for a sum); see the notebook for N
 from __future__ import annotations
 
 import functools
-import time
 
 import numpy as np
 import torch
 
-from course import fp8, validate
+from course import fp8, timing, validate
 
 PRECISIONS = ("fp32", "bf16", "fp8")
 MAX_PRODUCTS = 2**24  # m x n x K products held in float64 at once: 128 MB
@@ -198,16 +197,6 @@ def fp8_gemm_supported() -> bool:
     return torch.cuda.is_available() and torch.cuda.get_device_capability() >= (8, 9)
 
 
-def _time_cuda(fn, repeats: int) -> float:
-    fn()
-    torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    torch.cuda.synchronize()
-    return (time.perf_counter() - start) / repeats
-
-
 def scaled_mm_fn(a: torch.Tensor, b: torch.Tensor):
     """Quantize a (M, K) and b (K, N) to E4M3 with one scale each and return a function
     that runs torch._scaled_mm on them: () -> A B (M, N) in BF16, scales applied."""
@@ -233,7 +222,8 @@ def gemm_benchmark(n: int = 8192, repeats: int = 20, seed: int = 0) -> dict:
     reference = a @ b
     run_fp8 = scaled_mm_fn(a, b)
     a16, b16 = a.bfloat16(), b.bfloat16()
-    t8, t16 = _time_cuda(run_fp8, repeats), _time_cuda(lambda: a16 @ b16, repeats)
+    t8, t16 = (timing.mean_seconds(fn, repeats, device="cuda")
+               for fn in (run_fp8, lambda: a16 @ b16))
 
     def rel(x):
         return ((x.float() - reference).norm() / reference.norm()).item()

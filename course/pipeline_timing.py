@@ -14,11 +14,12 @@
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import torch
+
+from course import timing
 
 
 @dataclass
@@ -42,18 +43,6 @@ class ChunkTimes:
         return dict(f=f, b=b, w=w, fb=min(max(self.fb / unit, f, b), f + b))
 
 
-def _best_time(fn: Callable[[], object], repeats: int, sync: Callable[[], None]) -> float:
-    """Fastest of `repeats` runs: on a shared machine the other runs measure the neighbours."""
-    times = []
-    for _ in range(repeats + 1):  # the first run warms up allocators and kernels
-        sync()
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return min(times[1:])
-
-
 def measure_chunk_times(block: torch.nn.Module, batch: int, seq_len: int, repeats: int = 7,
                         seed: int = 0) -> ChunkTimes:
     """Time F, B, B-input and F&B of `block` on micro-batches of shape (batch, seq_len, d).
@@ -64,12 +53,8 @@ def measure_chunk_times(block: torch.nn.Module, batch: int, seq_len: int, repeat
     """
     if batch < 1 or seq_len < 1 or repeats < 1:
         raise ValueError("batch, seq_len and repeats must be at least 1.")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with timing.one_thread():
         return _measure(block, batch, seq_len, repeats, seed)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _measure(block, batch: int, seq_len: int, repeats: int, seed: int) -> ChunkTimes:
@@ -77,7 +62,7 @@ def _measure(block, batch: int, seq_len: int, repeats: int, seed: int) -> ChunkT
     dev, dim = param.device, param.shape[-1]
     gen = torch.Generator(device=dev).manual_seed(seed)
     params = [p for p in block.parameters() if p.requires_grad]
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    sync = timing.synchronizer(dev)
 
     def new_input() -> torch.Tensor:
         return torch.randn(batch, seq_len, dim, device=dev, generator=gen, requires_grad=True)
@@ -88,7 +73,7 @@ def _measure(block, batch: int, seq_len: int, repeats: int, seed: int) -> ChunkT
 
     x = new_input()
     grad_out = torch.randn_like(run(x))
-    f = _best_time(lambda: run(x), repeats, sync)
+    f = timing.best_seconds(lambda: run(x), repeats, sync=sync)
     b = _time_backward(_Graphs(run, new_input, repeats + 1), grad_out, params, repeats, sync,
                        weights=True)
     b_input = _time_backward(_Graphs(run, new_input, repeats + 1), grad_out, params, repeats,
@@ -112,7 +97,7 @@ def _time_backward(graphs: _Graphs, grad_out, params, repeats, sync, weights: bo
     def step():
         x, out = graphs.next()
         torch.autograd.grad(out, [x, *params] if weights else [x], grad_out)
-    return _best_time(step, repeats, sync)
+    return timing.best_seconds(step, repeats, sync=sync)
 
 
 def _time_pair(run, new_input, grad_out, params, repeats, sync, side=None) -> float:
@@ -133,7 +118,7 @@ def _time_pair(run, new_input, grad_out, params, repeats, sync, side=None) -> fl
         other.start()
         torch.autograd.grad(out, [x, *params], grad_out)
         other.join()
-    return _best_time(step, repeats, sync)
+    return timing.best_seconds(step, repeats, sync=sync)
 
 
 class Piece(NamedTuple):

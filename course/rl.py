@@ -37,7 +37,6 @@ reasoning: a sorted list has one right length).
 
 from __future__ import annotations
 
-import contextlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +49,7 @@ from course import data
 from course.device import seed_everything
 from course.model import TinyConfig, TinyLM
 from course.presets import preset
+from course.timing import one_thread
 
 END = "."  # id 0: ends a response, and starts every prompt (as in the corpus stream)
 WORDS = (END, *"0123456789", "sort", ":")
@@ -169,18 +169,6 @@ def task_config(student: bool = False, size: str | None = None, **overrides) -> 
     base = dict(vocab_size=len(WORDS), seq_len=16, **p[key])
     base.update(overrides)
     return TinyConfig(**base)
-
-
-@contextlib.contextmanager
-def one_thread():
-    """subtle: these matmuls are tiny; one thread is faster than two on a CPU (and a
-    busy second thread spins). Restores the setting afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def response_mask(responses: torch.Tensor) -> torch.Tensor:

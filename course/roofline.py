@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from functools import partial
 
+from course.compute import attention_flops_per_token
 from course.configs import GPUS, ModelConfig, gpu, load_config
 
 
@@ -172,8 +173,6 @@ def attention_prefill(cfg, seq_len: int, batch: int = 1, dtype_bytes: float = 2)
     """Scores and weighted values of a causal prefill over `seq_len` tokens, all layers, as
     a fused (flash) kernel does it: Q, K, V read once, O written once, no (T x T) matrix in
     memory. FLOPs from `course.compute.attention_flops_per_token` (T/2 keys on average)."""
-    from course.compute import attention_flops_per_token
-
     cfg = load_config(cfg)
     if seq_len < 1 or batch < 1:
         raise ValueError("seq_len and batch must be at least 1.")
