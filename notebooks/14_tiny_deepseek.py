@@ -190,15 +190,22 @@ checks.check_close("DeepSeek-V3's MLA cache per token (bytes, BF16)", v3, 70_272
 # *active* parameters the MoE holds about twice the total parameters, and the
 # dense FFN trains faster on this CPU (one matmul instead of nine small
 # ones). With 8 experts and a corpus this small the extra capacity buys little.
-# DeepSeek-V3 runs 8 of 256 routed experts: each token pays for 5.6% of the
-# weights, so the model holds 18× the knowledge for the same compute per token.
+# DeepSeek-V3 runs 8 of 256 routed experts: each token uses 5.6% of the
+# weights, so the model holds about 18× the **parameters** it pays for per token.
+# That is not 18× less training compute than a dense model of 671 B: attention,
+# the shared expert and the output head are paid in full either way.
 
 # %%
+from course import planner
+
 v3p = memory.param_count("deepseek-v3")
 print(f"toy: {by['full'].active_params / by['full'].total_params:.0%} active · "
       f"V3: {v3p.total / 1e9:.0f} B total, {v3p.active / 1e9:.1f} B active "
-      f"({v3p.active / v3p.total:.1%})")
+      f"({v3p.active / v3p.total:.1%}), {v3p.total / v3p.active:.1f}x the parameters")
+dense_x = planner.training_gains("deepseek-v3")["MoE"]
+print(f"a dense 671 B model (every expert active) needs {dense_x:.1f}x V3's training FLOPs")
 checks.check_close("V3 active share", v3p.active / v3p.total, 0.056, rtol=0.01)
+assert dense_x < v3p.total / v3p.active  # attention etc. do not shrink with MoE
 
 # %% [markdown]
 # **Bias vs auxiliary loss (row 4, [notebook 09](09_balancing.ipynb)).** In
@@ -206,20 +213,38 @@ checks.check_close("V3 active share", v3p.active / v3p.total, 0.056, rtol=0.01)
 # (lower MaxVio), and it does so without a gradient that pulls against the
 # language-model loss. With 8 experts on one CPU an uneven load costs nothing.
 # With 256 experts spread over 64 GPUs, the busiest GPU sets the pace of every
-# step: a MaxVio of 0.4 means that GPU does 40% more work than the average.
+# step. MaxVio is per **expert**, though: each GPU holds 4 experts, so one
+# expert 40% above the mean makes its GPU only about 10% busier than the
+# average (`moe.ep_ranks` adds the loads of the experts each GPU holds):
 
 # %%
+import numpy as np
+
+from course import moe
+
 print(f"held-out MaxVio: bias {by['full'].max_vio:.2f}, "
       f"aux loss {by['aux'].max_vio:.2f}")
 assert by["full"].max_vio < by["aux"].max_vio  # this seed; see notebook 09
-#
+hot = np.ones(256)
+hot[0] = 1.4  # one hot expert, the other 255 at the same load
+gpus = moe.ep_ranks(hot, 64)
+print(f"V3 layout: expert MaxVio {moe.max_vio(hot):.2f} -> busiest GPU "
+      f"{gpus.slowdown - 1:.0%} above the average GPU")
+checks.check_close("busiest GPU / mean GPU", gpus.slowdown, (1.4 + 3) / (4 * hot.mean()),
+                   rtol=1e-9)
+
+# %% [markdown]
 # **FP8 (row 5, [notebook 10](10_fp8.ipynb)).** On a CPU FP8 is *slower*:
 # there are no FP8 units, so each rounding is extra work. What the toy shows
-# is the part that transfers: the loss is about the same as in FP32. On a
-# GPU with FP8 tensor cores the same matmuls run at twice the BF16 rate:
+# is the part that transfers: the loss stays close to FP32's (checked on the
+# measured rows below). On a GPU with FP8 tensor cores the same matmuls run at
+# twice the BF16 rate:
 
 # %%
 from course.configs import gpu
+
+checks.check_close("FP8 validation loss vs FP32 (measured, nats)", by["full"].val_loss,
+                   by["fp32"].val_loss, rtol=0.03)
 
 h800 = gpu("H800")
 print(f"this CPU: FP8 {by['full'].tokens_per_s:,.0f} vs FP32 "
