@@ -19,9 +19,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from course import validate as check
 from course.activations import activation_bytes
 from course.configs import load_config
 from course.memory import OPTIMIZERS, param_count, recipe
+from course.ring import ring_bytes
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,16 @@ class Layout:
     ep: int = 1
     sp: bool = False
     zero: int = 0
+
+    def __post_init__(self):
+        # Whole numbers where they enter: Layout(dp=2.5) or dp="2" get a sentence, not a
+        # misleading divisibility message later; 8.0 is stored as 8.
+        for name in ("dp", "tp", "pp", "ep"):
+            object.__setattr__(self, name, check.positive_int(name, getattr(self, name)))
+        if self.sp not in (True, False):
+            raise ValueError(f"sp (sequence parallelism) must be True or False, not {self.sp!r}.")
+        object.__setattr__(self, "sp", bool(self.sp))
+        object.__setattr__(self, "zero", check.integer("zero (the ZeRO stage)", self.zero, 0, 3))
 
     @property
     def world(self) -> int:
@@ -45,11 +57,9 @@ DEEPSEEK_V3_LAYOUT = Layout(dp=128, tp=1, pp=16, ep=64, zero=1)
 def validate(cfg, layout: Layout, world_size: int | None = None) -> None:
     """Raise ValueError with the reason when `layout` cannot run `cfg`."""
     cfg = load_config(cfg)
-    for name in ("dp", "tp", "pp", "ep"):
-        if getattr(layout, name) < 1:
-            raise ValueError(f"{name.upper()} must be at least 1.")
-    if layout.zero not in (0, 1, 2, 3):
-        raise ValueError("ZeRO stage must be 0, 1, 2 or 3.")
+    if not isinstance(layout, Layout):  # a Layout checks its own numbers when it is made
+        raise ValueError(f"layout must be a parallel.Layout, not {layout!r:.40}.")
+    world_size = check.optional(check.positive_int, "world_size", world_size)
     if world_size is not None and world_size != layout.world:
         raise ValueError(f"DP × TP × PP = {layout.dp} × {layout.tp} × {layout.pp} = "
                          f"{layout.world}, not the {world_size} GPUs of the cluster.")
@@ -97,8 +107,8 @@ def per_gpu_memory(cfg, layout: Layout, recipe_name: str = "bf16-mixed",
     """
     cfg = load_config(cfg)
     validate(cfg, layout)
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"Unknown optimizer {optimizer!r}.")
+    check.choice("optimizer", optimizer, OPTIMIZERS)
+    seq_len, micro_batch, microbatches = _token_sizes(seq_len, micro_batch, microbatches)
     r = recipe(recipe_name)
     dense, expert = _local_params(cfg, layout)
     groups = ((dense, layout.dp), (expert, layout.dp // layout.ep))
@@ -118,15 +128,10 @@ def per_gpu_memory(cfg, layout: Layout, recipe_name: str = "bf16-mixed",
     }
 
 
-def ring_bytes(collective: str, n_bytes: float, world: int) -> float:
-    """Bytes one rank sends in a ring all_reduce, reduce_scatter or all_gather of a
-    `n_bytes` tensor (the full, unsharded size) over `world` ranks."""
-    if world < 1:
-        raise ValueError("world must be ≥ 1.")
-    factor = {"all_reduce": 2, "reduce_scatter": 1, "all_gather": 1}.get(collective)
-    if factor is None:
-        raise ValueError(f"Unknown collective {collective!r}.")
-    return factor * (world - 1) / world * n_bytes
+def _token_sizes(seq_len, micro_batch, microbatches) -> tuple[int, int, int]:
+    return (check.positive_int("seq_len", seq_len),
+            check.positive_int("micro_batch", micro_batch),
+            check.positive_int("microbatches", microbatches))
 
 
 def dp_step_bytes(n_params: int, world: int, strategy: str, grad_bytes: int = 4,
@@ -134,10 +139,12 @@ def dp_step_bytes(n_params: int, world: int, strategy: str, grad_bytes: int = 4,
     """Bytes each rank sends per step to sync `n_params` params: DP all-reduces the
     gradients; ZeRO-1 reduce-scatters them and all-gathers the updated weights (both on a
     flat buffer padded to a multiple of `world`)."""
+    n_params, world = check.non_negative("n_params", n_params), check.positive_int("world", world)
+    grad_bytes = check.non_negative("grad_bytes", grad_bytes)
+    weight_bytes = check.non_negative("weight_bytes", weight_bytes)
+    check.choice("strategy", strategy, ("dp", "zero1"))
     if strategy == "dp":
         return {"all_reduce": ring_bytes("all_reduce", n_params * grad_bytes, world)}
-    if strategy != "zero1":
-        raise ValueError("strategy must be 'dp' or 'zero1'.")
     padded = math.ceil(n_params / world) * world
     return {"reduce_scatter": ring_bytes("reduce_scatter", padded * grad_bytes, world),
             "all_gather": ring_bytes("all_gather", padded * weight_bytes, world)}
@@ -148,6 +155,7 @@ def comm_per_step(cfg, layout: Layout, recipe_name: str = "bf16-mixed", seq_len:
     """Bytes one GPU sends per training step, by parallelism and collective."""
     cfg = load_config(cfg)
     validate(cfg, layout)
+    seq_len, micro_batch, microbatches = _token_sizes(seq_len, micro_batch, microbatches)
     r = recipe(recipe_name)
     dense, expert = _local_params(cfg, layout)
     out: dict[str, float] = {}
@@ -183,6 +191,9 @@ def ep_all_to_all_bytes(experts: list[list[int]], experts_per_rank: int,
     """Bytes each rank sends in an EP dispatch and combine, given the expert chosen by
     each of its tokens (`experts[rank]`, top-1): tokens leave for other ranks' experts,
     and the results for other ranks' tokens go back."""
+    experts_per_rank = check.positive_int("experts_per_rank", experts_per_rank)
+    row_bytes = check.non_negative("row_bytes", row_bytes)
+    experts = _routing(experts)
     world = len(experts)
     dest = [[e // experts_per_rank for e in toks] for toks in experts]
     if any(d >= world for toks in dest for d in toks):
@@ -193,6 +204,19 @@ def ep_all_to_all_bytes(experts: list[list[int]], experts_per_rank: int,
         arriving = sum(d == r for s in range(world) if s != r for d in dest[s])
         out.append({"dispatch": leaving * row_bytes, "combine": arriving * row_bytes})
     return out
+
+
+def _routing(experts) -> list[list[int]]:
+    """experts[rank] = the expert each of its tokens chose, as lists of whole numbers ≥ 0
+    (lists, tuples or arrays accepted)."""
+    def rows(x):
+        x = x.tolist() if hasattr(x, "tolist") else x
+        if not isinstance(x, (list, tuple)):
+            raise ValueError("experts must be a list with, for each rank, the list of experts "
+                             f"its tokens chose; got {experts!r:.40}.")
+        return x
+    return [[check.non_negative_int("an expert index", e) for e in rows(toks)]
+            for toks in rows(experts)]
 
 
 # ------------------------------------------------------------ the global batch
@@ -209,16 +233,16 @@ def global_batch(micro_batch: int, accumulation: int, dp: int) -> int:
     """Sequences per optimizer step: micro-batch x accumulation steps x data-parallel
     copies. (With pipeline parallelism, the micro-batches a pipeline runs per step are the
     accumulation steps.)"""
-    if min(micro_batch, accumulation, dp) < 1:
-        raise ValueError(f"micro_batch, accumulation and dp must be at least 1; got "
-                         f"{micro_batch}, {accumulation}, {dp}.")
-    return micro_batch * accumulation * dp
+    micro_batch = check.positive_int("micro_batch", micro_batch)
+    accumulation = check.positive_int("accumulation", accumulation)
+    return micro_batch * accumulation * check.positive_int("dp", dp)
 
 
 def accumulation_steps(global_sequences: int, micro_batch: int, dp: int) -> int:
     """Micro-batches each data-parallel copy (each pipeline) runs per optimizer step."""
-    if min(global_sequences, micro_batch, dp) < 1:
-        raise ValueError("global batch, micro_batch and dp must be at least 1.")
+    global_sequences = check.positive_int("global_sequences (the global batch)",
+                                          global_sequences)
+    micro_batch, dp = check.positive_int("micro_batch", micro_batch), check.positive_int("dp", dp)
     per_copy, left = divmod(global_sequences, micro_batch * dp)
     if left or not per_copy:
         raise ValueError(f"A global batch of {global_sequences:,} sequences does not split "
@@ -231,8 +255,7 @@ def v3_batch(tokens_seen: float) -> float:
     """DeepSeek-V3's batch (sequences) after `tokens_seen` training tokens. The report
     gives only the end points; the course assumes a linear ramp in tokens."""
     b = V3_BATCH
-    if tokens_seen < 0:
-        raise ValueError("tokens_seen cannot be negative.")
+    tokens_seen = check.non_negative("tokens_seen", tokens_seen)
     if tokens_seen >= b["ramp_tokens"]:
         return float(b["end"])
     return b["start"] + (b["end"] - b["start"]) * tokens_seen / b["ramp_tokens"]
@@ -253,5 +276,7 @@ def v3_microbatches(sequences: int | None = None, layout: Layout = DEEPSEEK_V3_L
                     micro_batch: int = V3_MICRO_BATCH) -> int:
     """Micro-batches per pipeline per step for DeepSeek-V3 (full batch by default):
     15,360 / (128 DP x 1) = 120."""
+    if not isinstance(layout, Layout):
+        raise ValueError(f"layout must be a parallel.Layout, not {layout!r:.40}.")
     return accumulation_steps(V3_BATCH["end"] if sequences is None else sequences,
                               micro_batch, layout.dp)

@@ -22,11 +22,57 @@ from course.parallel import (
     (Layout(dp=4, ep=3), None, "does not divide the 256 experts"),
     (Layout(tp=3), None, "does not divide the 128 heads"),
     (Layout(dp=2, ep=4), None, "must divide DP"),
-    (Layout(zero=4), None, "ZeRO stage"),
 ])
 def test_invalid_layouts_say_why(layout, world, reason):
     with pytest.raises(ValueError, match=reason):
         validate("deepseek-v3", layout, world)
+
+
+@pytest.mark.parametrize("kw, reason", [
+    (dict(zero=4), "zero \\(the ZeRO stage\\) must be a whole number from 0 to 3, not 4"),
+    (dict(dp=2.5), "dp must be a whole number ≥ 1, not 2.5"),
+    (dict(dp="2"), "dp must be a whole number ≥ 1, not '2'"),
+    (dict(tp=0), "tp must be a whole number ≥ 1, not 0"),
+    (dict(pp=True), "pp must be a whole number"),
+    (dict(ep=float("nan")), "ep must be a whole number"),
+    (dict(sp="yes"), "sp \\(sequence parallelism\\) must be True or False"),
+])
+def test_a_layout_checks_its_numbers_when_it_is_made(kw, reason):
+    with pytest.raises(ValueError, match=reason):
+        Layout(**kw)
+    assert Layout(dp=8.0, zero=1.0) == Layout(dp=8, zero=1)  # whole floats are whole numbers
+    assert isinstance(Layout(dp=8.0).dp, int)
+
+
+@pytest.mark.parametrize("call, reason", [
+    (lambda: validate("deepseek-v3", Layout(), 0), "world_size must be a whole number ≥ 1"),
+    (lambda: validate("deepseek-v3", "dp=2"), "layout must be a parallel.Layout"),
+    (lambda: comm_per_step("deepseek-v3", Layout(), seq_len=-5), "seq_len must be"),
+    (lambda: per_gpu_memory("deepseek-v3", Layout(), micro_batch=0), "micro_batch must be"),
+    (lambda: per_gpu_memory("deepseek-v3", Layout(), microbatches=1.5), "microbatches must"),
+    (lambda: per_gpu_memory("deepseek-v3", Layout(), optimizer="lion"), "Unknown optimizer"),
+    (lambda: per_gpu_memory("deepseek-v3", Layout(), optimizer=[]), "Unknown optimizer"),
+    (lambda: dp_step_bytes(10, 0, "dp"), "world must be a whole number ≥ 1"),
+    (lambda: dp_step_bytes(-1, 4, "dp"), "n_params must be a number ≥ 0"),
+    (lambda: dp_step_bytes(10, 4, "fsdp"), "Unknown strategy 'fsdp'"),
+    (lambda: dp_step_bytes(10, 4, "dp", grad_bytes=-2), "grad_bytes must be"),
+    (lambda: ep_all_to_all_bytes([[0], [1]], 0, 10), "experts_per_rank must be"),
+    (lambda: ep_all_to_all_bytes([[0], [1]], 1, -10), "row_bytes must be"),
+    (lambda: ep_all_to_all_bytes([[0], [-1]], 1, 10), "an expert index must be"),
+    (lambda: ep_all_to_all_bytes("01", 1, 10), "experts must be a list"),
+    (lambda: ep_all_to_all_bytes([[0], [5]], 1, 10), "beyond the last rank"),
+])
+def test_bad_arguments_get_a_sentence(call, reason):
+    with pytest.raises(ValueError, match=reason):
+        call()
+
+
+def test_one_ring_factor():
+    from course import parallel, ring
+
+    assert parallel.ring_bytes is ring.ring_bytes
+    assert ep_all_to_all_bytes(((0, 3, 2), (1, 2)), 2, 10) == ep_all_to_all_bytes(
+        [[0, 3, 2], [1, 2]], 2, 10)
 
 
 def test_ep_on_dense_model_is_rejected():
@@ -109,6 +155,11 @@ def test_global_batch_is_micro_batch_times_accumulation_times_dp():
     assert parallel.accumulation_steps(15_360, 2, 128) == 60
     with pytest.raises(ValueError, match="does not split"):
         parallel.accumulation_steps(15_360, 7, 128)
+    for bad in (0, -1, 2.5, "8", None):
+        with pytest.raises(ValueError, match="must be a whole number ≥ 1"):
+            parallel.global_batch(bad, 120, 128)
+        with pytest.raises(ValueError, match="must be a whole number ≥ 1"):
+            parallel.accumulation_steps(15_360, bad, 128)
 
 
 def test_v3_batch_schedule_and_micro_batches_per_pipeline():
@@ -118,6 +169,10 @@ def test_v3_batch_schedule_and_micro_batches_per_pipeline():
     # report 4.2: 3,072 -> 15,360 sequences over the first 469B tokens
     assert parallel.v3_batch(0) == 3072 and parallel.v3_batch(469e9) == 15360
     assert parallel.v3_batch(14e12) == 15360
+    with pytest.raises(ValueError, match="tokens_seen must be a number ≥ 0"):
+        parallel.v3_batch(-1)
+    with pytest.raises(ValueError, match="layout must be a parallel.Layout"):
+        parallel.v3_microbatches(layout=128)
     assert parallel.v3_microbatches() == 120 and parallel.v3_microbatches(3072) == 24
     # at the ramp's start a pipeline has fewer micro-batches than DualPipe's 2 x PP
     with pytest.raises(ValueError, match="at least 2 x stages"):
