@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -199,6 +200,67 @@ class MLAttention(nn.Module):
                   + torch.einsum("bhtr,bsr->bhts", q_rope, k_rope)) * self.scale
         mixed = torch.einsum("bhts,bsc->bhtc", self._softmax(scores, offset), latent)
         return torch.einsum("bhtc,hdc->bhtd", mixed, w_uv)  # (B, H, T, d_v)
+
+
+# ------------------------------------------------------- why RoPE blocks absorption
+
+
+@dataclass
+class RopeAbsorption:
+    """What `rope_absorption` computed on one head (all norms Frobenius, errors absolute)."""
+
+    fold: torch.Tensor  # (T, T, d_nope, d_c): coupled RoPE's R(m)^T R(n) W_UK per (m, n)
+    fold_distance: torch.Tensor  # (T, T): ||fold[m, n] - W_UK|| / ||W_UK||
+    by_offset_spread: float  # max over n <= m of ||fold[m, n] - fold[m - n, 0]|| / ||W_UK||
+    coupled_fold_error: float  # max |q . fold[m, n] c_n - RoPE(q, m) . RoPE(W_UK c_n, n)|
+    coupled_fixed_error: float  # the same with the one fixed W_UK, over the largest score
+    decoupled_error: float  # max |absorbed - full| scores of the layer as built
+    score_scale: float  # largest |score| of the layer as built
+
+
+def rope_absorption(layer: MLAttention, x: torch.Tensor, head: int = 0) -> RopeAbsorption:
+    """Why MLA decouples RoPE (DeepSeek-V2 §2.1.3), computed on one head of `layer` for the
+    T tokens of x (B, T, d_model; the first sequence is used), positions 0..T-1.
+
+    Coupled (the counterfactual): RoPE rotates the content key made from the latent,
+    k_n = R(n) W_UK c_n, and the query, q_m -> R(m) q_m. Then q_m . k_n = q_m^T [R(m)^T R(n)
+    W_UK] c_n: the matrix to fold into the query changes with the key's position (it is
+    R(n - m) W_UK), so one query needs a different matrix for every cached token, which is
+    forming the keys again. Decoupled (the layer as built): the content key is not rotated,
+    position lives in the small shared key k^R, and (W_UK^T q) . c_n + q^R . k^R_n is the full
+    computation's score, re-associated."""
+    if x.dim() != 3 or x.shape[-1] != layer.wkv_a.weight.shape[1]:
+        raise ValueError(f"x must be (batch, tokens, {layer.wkv_a.weight.shape[1]}), "
+                         f"not {tuple(x.shape)}.")
+    head = validate.integer("head", head, 0, layer.n_heads - 1)
+    if layer.d_nope % 2:
+        raise ValueError(f"RoPE on the content key needs an even qk_nope_head_dim, "
+                         f"not {layer.d_nope}.")
+    T = x.shape[1]
+    with torch.no_grad():
+        q_nope, q_rope, latent, k_rope = layer._project(x[:1], 0)
+        w_uk = layer.up_weight()[head, : layer.d_nope].to(latent.dtype)  # (d_nope, d_c)
+        q, c = q_nope[0, head], latent[0]  # (T, d_nope), (T, d_c)
+        cos, sin = rope_cos_sin(torch.arange(T), layer.d_nope, layer.rope_base)
+        eye = torch.eye(layer.d_nope, dtype=c.dtype)
+        rot = torch.stack([apply_rope(eye, cos[p], sin[p]).T for p in range(T)])  # R(p)
+        fold = torch.einsum("mji,njk,kc->mnic", rot, rot, w_uk)  # R(m)^T R(n) W_UK
+        true = apply_rope(q, cos, sin) @ apply_rope(c @ w_uk.T, cos, sin).T
+        folded = torch.einsum("mi,mnic,nc->mn", q, fold, c)
+        fixed = q @ w_uk @ c.T
+        norm = torch.linalg.matrix_norm(w_uk)
+        distance = torch.linalg.matrix_norm(fold - w_uk) / norm
+        spread = max((torch.linalg.matrix_norm(fold[m, n] - fold[m - n, 0]) / norm).item()
+                     for m in range(T) for n in range(m + 1))
+        k_full, _ = layer._expand(latent, k_rope)  # the keys the naive path forms
+        full = torch.cat([q_nope, q_rope], -1)[0, head] @ k_full[0, head].T
+        absorbed = (q @ w_uk) @ c.T + q_rope[0, head] @ k_rope[0].T  # never forms a key
+    return RopeAbsorption(
+        fold=fold, fold_distance=distance, by_offset_spread=spread,
+        coupled_fold_error=(folded - true).abs().max().item(),
+        coupled_fixed_error=((fixed - true).abs().max() / true.abs().max()).item(),
+        decoupled_error=(absorbed - full).abs().max().item(),
+        score_scale=full.abs().max().item())
 
 
 # ----------------------------------------------------------------------------- timing

@@ -143,3 +143,57 @@ def test_measure_decode_small_shapes():
     assert r["contexts"] == (8, 16) and r["batch"] == 2
     assert set(r["seconds"]) == set(PATHS)
     assert all(len(v) == 2 and min(v) > 0 for v in r["seconds"].values())
+
+
+def _rotation(p: int, d: int, base: float = 10000.0) -> torch.Tensor:
+    """RoPE's rotation written out in float64: pair (i, i + d/2) turned by p * base^(-2i/d)."""
+    h = d // 2
+    angle = p * base ** (-torch.arange(h, dtype=torch.float64) * 2 / d)
+    r = torch.zeros(d, d, dtype=torch.float64)
+    idx = torch.arange(h)
+    r[idx, idx] = r[idx + h, idx + h] = angle.cos()
+    r[idx, idx + h], r[idx + h, idx] = -angle.sin(), angle.sin()
+    return r
+
+
+def test_coupled_rope_needs_a_different_fold_for_every_position_pair():
+    from course.mla import rope_absorption
+
+    torch.manual_seed(0)
+    layer = MLAttention(small_cfg()).double()
+    x = torch.randn(1, 7, 32, dtype=torch.float64)
+    r = rope_absorption(layer, x, head=2)
+    w_uk = layer.wkv_b.weight.view(4, 8 + 6, 8)[2, :8]  # the head's W_UK, (d_nope, d_c)
+    for m, n in [(0, 0), (3, 1), (6, 6), (6, 0), (2, 5)]:
+        # R(m)^T R(n) W_UK = R(n - m) W_UK: relative, but a new matrix for every offset
+        expected = _rotation(m, 8).T @ _rotation(n, 8) @ w_uk
+        torch.testing.assert_close(r.fold[m, n], expected, rtol=0, atol=1e-6)
+        torch.testing.assert_close(r.fold[m, n], _rotation(n - m, 8) @ w_uk, rtol=0, atol=1e-6)
+    assert r.coupled_fold_error < 1e-12  # the fold is right...
+    last = r.fold[6, :7].flatten(1)  # ...and the newest query needs 7 distinct matrices
+    assert all((last[i] - last[j]).abs().max() > 1e-3 for i in range(7) for j in range(i))
+    assert r.fold_distance[3, 3] < 1e-6 and r.fold_distance[3, 0] > 0.1
+    assert r.by_offset_spread < 1e-6 and r.coupled_fixed_error > 0.1  # one W_UK is wrong
+
+
+def test_decoupled_rope_key_lets_absorption_match_the_full_scores():
+    from course.mla import rope_absorption
+
+    torch.manual_seed(1)
+    for q_lora_rank in (0, 12):
+        layer = MLAttention(small_cfg(q_lora_rank=q_lora_rank)).double()
+        x = torch.randn(2, 9, 32, dtype=torch.float64)
+        r = rope_absorption(layer, x, head=0)
+        assert r.decoupled_error < 1e-12 * max(1.0, r.score_scale) and r.score_scale > 0.1
+
+
+def test_rope_absorption_rejects_bad_input():
+    from course.mla import rope_absorption
+
+    layer = MLAttention(small_cfg())
+    with pytest.raises(ValueError, match="head must be a whole number from 0 to 3"):
+        rope_absorption(layer, torch.randn(1, 4, 32), head=4)
+    with pytest.raises(ValueError, match="x must be"):
+        rope_absorption(layer, torch.randn(4, 32))
+    with pytest.raises(ValueError, match="even qk_nope_head_dim"):
+        rope_absorption(MLAttention(small_cfg(qk_nope_head_dim=7)), torch.randn(1, 4, 32))
