@@ -35,6 +35,7 @@ from course.fp8_formats import (  # noqa: F401  (notebook 10 reads them as fp8.*
     to_float,
     torch_dtype,
 )
+from course.memory import RECIPES
 
 MAX_ELEMENTS = 2**24  # largest generated activation (tokens x channels), 64 MB in FP32
 TILE = (1, 128)  # activations: per token, per 128 channels (report §3.3.2)
@@ -229,7 +230,10 @@ class FP8Linear(nn.Linear):
         return f"{super().extra_repr()}, fmt={self.fmt}"
 
 
+_V3 = RECIPES["deepseek-fp8"]
 #: Bytes per parameter DeepSeek-V3 keeps while training (report §3.3.3): FP32 master
-#: weights and gradients, AdamW moments in BF16. The FP8 weight copy is made per GEMM.
-TRAINING_BYTES_PER_PARAM = {"master weight (FP32)": 4, "gradient (FP32)": 4,
-                            "AdamW first moment (BF16)": 2, "AdamW second moment (BF16)": 2}
+#: weights and gradients, AdamW moments in BF16, from `course.memory.RECIPES`'s
+#: "deepseek-fp8" recipe. The FP8 weight copy is made per GEMM.
+TRAINING_BYTES_PER_PARAM = {"master weight (FP32)": _V3.master, "gradient (FP32)": _V3.grads,
+                            "AdamW first moment (BF16)": _V3.moment,
+                            "AdamW second moment (BF16)": _V3.moment}
