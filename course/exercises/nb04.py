@@ -1,6 +1,6 @@
 """Exercises of notebook 04 · Parallelism."""
 
-from course import parallel
+from course import memory, parallel, ring
 from course.exercises import Exercise, register
 
 
@@ -13,6 +13,7 @@ register(Exercise(
     prompt="Bytes one rank sends in a ring all-reduce of an n_bytes tensor over world ranks.",
     hint="Reduce-scatter then all-gather: each sends (world - 1) chunks of n_bytes / world.",
     reference=all_reduce_bytes, cases=lambda: [(1000, 2), (1000, 8), (4e9, 128), (10, 1)],
+    oracle=lambda n_bytes, world: ring.ring_bytes("all_reduce", n_bytes, world),
     wrong=lambda n_bytes, world: (world - 1) * n_bytes,  # sending everything to everyone
 ))
 
@@ -26,6 +27,7 @@ register(Exercise(
     prompt="Bytes of FP32 master weights + two FP32 Adam moments one GPU keeps under ZeRO-1.",
     hint="12 bytes per parameter, shared out over the dp data-parallel copies.",
     reference=zero1_optimizer_bytes, cases=lambda: [(10**9, 8), (2144, 2), (7, 1)],
+    oracle=lambda n_params, dp: memory.state_bytes(n_params, "bf16-mixed")["optimizer"] / dp,
     wrong=lambda n_params, dp: 12 * n_params,  # forgot to shard
 ))
 
