@@ -168,6 +168,44 @@ print(tok.decode(outs[0][0]))
 assert all(torch.equal(o, outs[0]) for o in outs)
 
 # %% [markdown]
+# ### Why the RoPE key is separate: RoPE blocks absorption
+#
+# Why does MLA carry a separate RoPE key k^R instead of rotating the keys it
+# already has? DeepSeek-V2 (§2.1.3) answers with absorption. If RoPE rotated
+# the content key, k_n = R(n) W_UK c_n, and the query, q_m → R(m) q_m, a score
+# would be q_mᵀ [R(m)ᵀ R(n) W_UK] c_n. The matrix in the brackets depends on
+# the positions, so there is no one matrix to fold into the query: the newest
+# query would need a different one for every cached token, which is the work of
+# forming the keys again. `mla.rope_absorption` computes it on one head of the
+# layer above (12 positions):
+
+# %%
+ra = mla.rope_absorption(layer64, x, head=0)
+print("matrix to fold per (query m, key n):", tuple(ra.fold.shape))
+print("||R(m)^T R(n) W_UK - W_UK|| / ||W_UK||, for m, n = 0..4:")
+print(ra.fold_distance[:5, :5].numpy().round(2))
+checks.check_close("coupled: folding R(m)^T R(n) W_UK gives the rotated scores",
+                   ra.coupled_fold_error, 0.0, atol=1e-9)
+checks.check_close("that matrix depends on n - m only (constant diagonals)",
+                   ra.by_offset_spread, 0.0, atol=1e-5)
+print(f"folding the one fixed W_UK instead: scores off by {ra.coupled_fixed_error:.0%} "
+      "of the largest")
+
+# %% [markdown]
+# Zero on the diagonal, constant along each diagonal, different elsewhere: one
+# matrix per distance n − m, so a query at position m needs m + 1 of them. The
+# layer as built avoids this: the content key is never rotated, position lives
+# in the small key k^R (one per token, shared by all heads, cached beside c),
+# and q^R · k^R is computed as it is. Absorption is then exact:
+
+# %%
+checks.check_close("decoupled RoPE key: absorbed scores = full scores",
+                   ra.decoupled_error, 0.0, atol=1e-12)
+print(f"largest score {ra.score_scale:.2f}, largest difference {ra.decoupled_error:.1e}; "
+      f"the price: {c.qk_rope_head_dim} extra cached numbers per token "
+      f"beside the latent's {c.kv_lora_rank}")
+
+# %% [markdown]
 # ## 4. Check the claim: "95% smaller"
 #
 # > Reductions need a baseline. Three are in circulation, and they measure
@@ -458,6 +496,20 @@ my_mla_decode_intensity = checks.check_exercise("11.mla_decode_intensity",
                                                 my_mla_decode_intensity)
 
 # %% [markdown]
+# **Exercise 5.** Why does RoPE block absorption? Write the matrix that sits
+# between a query at position `m` and a latent at position `n` when RoPE
+# rotates the content key: `w_uk` (d_h, d_c) a head's W_UK, in float64. Build a
+# rotation R(p) by rotating the identity with `course.attention.apply_rope`.
+
+# %%
+def my_coupled_fold(w_uk, m, n):
+    # (d_h, d_c), position, position -> (d_h, d_c)
+    raise NotImplementedError
+
+
+my_coupled_fold = checks.check_exercise("11.coupled_rope_fold", my_coupled_fold)
+
+# %% [markdown]
 # ## Summary
 #
 # - Decoding caches each token's keys and values: the cache grows **linearly**
@@ -469,6 +521,9 @@ my_mla_decode_intensity = checks.check_exercise("11.mla_decode_intensity",
 # - Absorbing W_UK into the query and W_UV into the output gives the same
 #   outputs while attending in latent space; decode is memory-bound, and a
 #   smaller cache means more sequences per GPU.
+# - RoPE on the content key would put R(m)ᵀR(n) between query and latent, a
+#   different matrix for every cached position, so MLA rotates only a small
+#   separate key k^R (DeepSeek-V2 §2.1.3); with it, absorption is exact.
 # - On the roofline, prefill is compute-bound and decode of one request is
 #   memory-bound (a few % of the peak); batching, expert parallelism and MLA's
 #   ~242 FLOP/B cache lift decode towards the ridge (H800 295, H200 206 FLOP/B).

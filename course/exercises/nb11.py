@@ -75,3 +75,38 @@ register(Exercise(
     cases=lambda: [(128, 512, 64, 2), (16, 512, 64, 1), (4, 16, 8, 4)],
     wrong=lambda h, dc, dr, b: (2 * (dc + dr) + 2 * dc) / ((dc + dr) * b),  # one head only
 ))
+
+
+def _rotation(p: int, d: int, base: float = 10000.0) -> torch.Tensor:
+    """RoPE's rotation matrix R(p) in float64 (pairs i, i + d/2, as course.attention)."""
+    from course.attention import apply_rope
+
+    angle = p * base ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
+    cos, sin = torch.cat([angle.cos()] * 2), torch.cat([angle.sin()] * 2)
+    return apply_rope(torch.eye(d, dtype=torch.float64), cos, sin).T
+
+
+def coupled_fold(w_uk: torch.Tensor, m: int, n: int) -> torch.Tensor:
+    # the query at m and the key at n are both rotated: q^T R(m)^T R(n) W_UK c
+    d = w_uk.shape[0]
+    return _rotation(m, d).T @ _rotation(n, d) @ w_uk
+
+
+def _relative_fold(w_uk: torch.Tensor, m: int, n: int) -> torch.Tensor:
+    # rotations compose: R(m)^T R(n) = R(n - m); one rotation by the offset
+    return _rotation(n - m, w_uk.shape[0]) @ w_uk
+
+
+register(Exercise(
+    name="11.coupled_rope_fold", notebook="11",
+    prompt="With RoPE on the content key, the matrix between a query at position m and a "
+           "latent at position n: w_uk (d_h, d_c), positions m, n -> (d_h, d_c).",
+    hint="Score = (R(m) q) . (R(n) W_UK c) = q^T R(m)^T R(n) W_UK c; build R(p) by rotating "
+         "the identity with course.attention.apply_rope (float64 angles).",
+    reference=coupled_fold, oracle=_relative_fold,
+    cases=lambda: [(torch.randn(4, 6, generator=torch.Generator().manual_seed(s),
+                                dtype=torch.float64), m, n)
+                   for s, m, n in ((0, 0, 0), (1, 3, 1), (2, 7, 7), (3, 9, 2), (4, 1, 5))],
+    wrong=lambda w, m, n: _rotation(n, w.shape[0]) @ w,  # forgets the query's rotation
+    rtol=1e-9, atol=1e-9,
+))
