@@ -11,17 +11,28 @@
   FFN of `course.model.TinyLM` when `ffn="moe"`. After each forward it holds `last_load`
   (tokens per expert) and `aux_loss` (Switch-style N * sum_i f_i P_i, batch-wise, no alpha);
   `update_bias(gamma)` is DeepSeek's b_i <- b_i + gamma * sign(mean load - load_i).
+  With `aux_scope="sequence"` in `cfg.extra` the aux loss is DeepSeek-V3's sequence-wise
+  complementary loss (report eq. 17-20): the same N * sum_i f_i P_i computed within each
+  sequence, then averaged over the sequences of the batch.
+* Capacity (GShard, Lepikhin et al. 2020 §2.2; Switch, Fedus et al. 2021 §2.2): with
+  `capacity_factor` set, each expert takes at most ceil(factor * tokens * k / E) routing
+  slots of a batch and the overflow is dropped (that slot's expert output is left out, so a
+  token whose slots are all dropped passes through the residual only). DeepSeek-V3 drops
+  none (report §2.1.2 "No Token-Dropping", §3.2): `capacity_factor=None`, the default.
 * `max_vio`, `ep_ranks`: how unbalanced a load is, and what it costs on expert-parallel GPUs.
 * `train`: the course's one model trained with an MoE FFN (via `course.train.train_lm`).
+* `capacity_sweep`: held-out share of dropped slots and loss against the capacity factor.
+* `specialisation`: mutual information between a token's word kind and its expert.
 
-Left out: token dropping / capacity factors (V3 drops none), the all-to-all dispatch, and
-the sequence-wise variant of the auxiliary loss (ours is computed over the whole batch).
+Left out: the all-to-all dispatch.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -85,13 +96,55 @@ def balance_loss(scores: torch.Tensor, indices: torch.Tensor, score_func: str) -
     return E * (f * p.mean(0)).sum()
 
 
+def sequence_balance_loss(scores: torch.Tensor, indices: torch.Tensor, score_func: str,
+                          seq_len: int) -> torch.Tensor:
+    """DeepSeek-V3's sequence-wise balance loss (report eq. 17-20, without alpha): the
+    Switch-style N * sum_i f_i P_i computed over the T tokens of each sequence, then
+    averaged over sequences. scores (B*T, E), indices (B*T, k), rows in sequence order."""
+    n, E = scores.shape
+    if seq_len < 1 or n % seq_len:
+        raise ValueError(f"{n} tokens do not split into sequences of {seq_len}.")
+    k = indices.shape[-1]
+    hits = torch.zeros(n, E, device=scores.device).scatter_add_(
+        1, indices, torch.ones_like(indices, dtype=torch.float))
+    f = hits.view(-1, seq_len, E).sum(1) * E / (k * seq_len)  # eq. 18: N/(K T) * count
+    p = scores if score_func == "softmax" else scores / scores.sum(-1, keepdim=True)  # eq. 19
+    return (f * p.view(-1, seq_len, E).mean(1)).sum(-1).mean()  # eq. 17, 20; mean over seqs
+
+
+AUX_SCOPES = ("batch", "sequence")
+
+
+def expert_capacity(tokens: int, n_experts: int, k: int, factor: float) -> int:
+    """Routing slots one expert may take in a batch: ceil(factor * tokens * k / n_experts)
+    (GShard §2.2, Switch §2.2; factor 1 is exactly the balanced share, 0 drops all)."""
+    if factor < 0 or tokens < 0 or n_experts < 1 or k < 1:
+        raise ValueError(f"The capacity factor must be 0 or more (got {factor}) and the "
+                         "token, expert and k counts sensible.")
+    return math.ceil(factor * tokens * k / n_experts - 1e-9)  # subtle: 1.25*512/16 is 40.0
+
+
+def capacity_mask(indices: torch.Tensor, n_experts: int, capacity: int) -> torch.Tensor:
+    """Which routing slots an expert of capacity `capacity` keeps: indices (T, k) -> (T, k)
+    bool, True = kept. Every token's first choice goes before any second choice (GShard's
+    Algorithm 1), tokens in batch order within a choice; an expert keeps its first
+    `capacity` arrivals and drops the rest."""
+    T, k = indices.shape
+    slot_major = indices.T.reshape(-1)  # first choices of all tokens, then second choices
+    onehot = torch.nn.functional.one_hot(slot_major, n_experts)
+    position = (onehot.cumsum(0) * onehot).sum(-1) - 1  # arrival number at its expert
+    return (position < capacity).view(k, T).T
+
+
 class MoE(nn.Module):
     """Routed SwiGLU experts + shared experts, the FFN switch of `course.model.TinyLM`.
 
     cfg fields: d_model, n_routed_experts, experts_per_token, moe_inter_dim,
     n_shared_experts, n_groups, topk_groups, score_func, route_scale, and in `cfg.extra`
-    optionally `router_std` (init std of the router, default 0.02) and `router_temp`
-    (router logits are divided by it, default 1). forward: x (B, T, d) -> (B, T, d).
+    optionally `router_std` (init std of the router, default 0.02), `router_temp`
+    (router logits are divided by it, default 1), `aux_scope` ("batch" or "sequence") and
+    `capacity_factor` (None: no token dropped, as in V3). forward: x (B, T, d) -> (B, T, d).
+    After a forward, `last_dropped` is the number of routing slots dropped (of `last_slots`).
     """
 
     def __init__(self, cfg, linear=plain_linear):
@@ -104,6 +157,10 @@ class MoE(nn.Module):
         self.temperature = float(extra.get("router_temp", 1.0))
         if self.temperature <= 0:
             raise ValueError("The router temperature must be positive.")
+        self.aux_scope = extra.get("aux_scope", "batch")
+        if self.aux_scope not in AUX_SCOPES:
+            raise ValueError(f"aux_scope must be batch or sequence, not {self.aux_scope!r}.")
+        self.capacity_factor = extra.get("capacity_factor")  # may be set on a trained layer
         # Like DeepSeek's Gate: a raw parameter, so TinyLM's std-0.02 re-init leaves it alone.
         self.weight = nn.Parameter(torch.randn(self.E, cfg.d_model)
                                    * float(extra.get("router_std", 0.02)))
@@ -115,6 +172,8 @@ class MoE(nn.Module):
         self.shared = (SwiGLU(cfg.d_model, n_shared * cfg.moe_inter_dim, linear)
                        if n_shared else None)
         self.last_load = torch.zeros(self.E)
+        self.last_indices = torch.zeros(0, self.k, dtype=torch.long)
+        self.last_dropped, self.last_slots = 0, 0
         self.aux_loss: torch.Tensor | None = None
         self.bias_log: list[torch.Tensor] = []
 
@@ -129,6 +188,13 @@ class MoE(nn.Module):
         x = x.reshape(-1, shape[-1])
         weights, indices, scores = self.gate(x)
         counts = expert_counts(indices, self.E)
+        self.last_dropped, self.last_slots = 0, indices.numel()
+        if self.capacity_factor is not None:
+            cap = expert_capacity(len(x), self.E, self.k, float(self.capacity_factor))
+            keep = capacity_mask(indices, self.E, cap)
+            # A dropped slot's expert output is multiplied by 0: the same as never sending it.
+            weights = weights * keep
+            self.last_dropped = int((~keep).sum())
         # Dispatch: sort the (token, slot) pairs by expert so each expert reads one slice.
         order = indices.flatten().argsort(stable=True)  # (N*k,)
         chunks = x[order // self.k].split(counts.tolist())
@@ -139,7 +205,11 @@ class MoE(nn.Module):
         if self.shared is not None:
             y = y + self.shared(x)
         self.last_load = counts.detach().cpu()
-        self.aux_loss = balance_loss(scores, indices, self.score_func)
+        self.last_indices = indices.detach().cpu()
+        if self.aux_scope == "sequence" and len(shape) == 3:
+            self.aux_loss = sequence_balance_loss(scores, indices, self.score_func, shape[1])
+        else:
+            self.aux_loss = balance_loss(scores, indices, self.score_func)
         return y.view(shape)
 
     @torch.no_grad()
@@ -201,7 +271,7 @@ TRAIN_KEYS = dict(n_experts="n_routed_experts", top_k="experts_per_token",
                   route_scale="route_scale", alpha="aux_alpha", gamma="bias_gamma",
                   d_model="d_model", n_layers="n_layers")
 RUN_KEYS = ("batch", "lr", "warmup")
-ROUTER_KEYS = ("router_std", "router_temp")
+ROUTER_KEYS = ("router_std", "router_temp", "aux_scope", "capacity_factor")
 
 
 @dataclass
@@ -216,8 +286,10 @@ class MoERun:
     seconds: float
     settings: dict = field(default_factory=dict)
     model: nn.Module | None = None  # None for a run cut from a longer one (`truncated`)
-    #: held-out (val_loss, val_load) after every CHECKPOINT_EVERY steps
+    #: held-out (val_loss, val_load, val_kinds) after every CHECKPOINT_EVERY steps
     checkpoints: dict = field(default_factory=dict)
+    #: (n_moe_layers, n_kinds, E) held-out routing slots by word kind (`KINDS`) and expert
+    val_kinds: np.ndarray | None = None
 
     def truncated(self, steps: int) -> MoERun:
         """The first `steps` steps of this run: exactly the run `train` would give for
@@ -228,9 +300,10 @@ class MoERun:
         if steps not in self.checkpoints:
             raise ValueError(f"This run has no checkpoint at step {steps}; it has "
                              f"{sorted(self.checkpoints)}.")
-        val_loss, val_load = self.checkpoints[steps]
+        val_loss, val_load, val_kinds = self.checkpoints[steps]
         return MoERun(load=self.load[:steps], loss=self.loss[:steps],
                       lm_loss=self.lm_loss[:steps], val_loss=val_loss, val_load=val_load,
+                      val_kinds=val_kinds,
                       layer_load=self.layer_load[:steps],
                       bias=None if self.bias is None else self.bias[:steps],
                       seconds=self.seconds * steps / len(self.loss),
@@ -265,6 +338,10 @@ def train(balance: str = "none", steps: int | None = None, seed: int = 0,
         raise ValueError(f"Unknown setting(s) {', '.join(sorted(unknown))} for moe.train.")
     settings.update(sizes)
     settings.setdefault("router_std", 0.02)  # so default and explicit calls share the cache
+    if settings.get("aux_scope", "batch") == "batch":
+        settings.pop("aux_scope", None)  # the default: default and explicit calls share too
+    if settings.get("capacity_factor") is None:
+        settings.pop("capacity_factor", None)
     settings["steps"] = int(steps or settings["steps"])
     key = tuple(sorted((k, round(v, 8) if isinstance(v, float) else v)
                        for k, v in settings.items()))
@@ -288,7 +365,8 @@ def _longer_run(balance: str, seed: int, key: tuple) -> MoERun | None:
 
 def describe(balance: str, settings: dict) -> str:
     """"training the MoE with γ = 0.01" and the like, for progress lines."""
-    what = {"aux": f" with aux loss α = {settings.get('alpha', 0.0):g}",
+    scope = "sequence-wise " if settings.get("aux_scope") == "sequence" else ""
+    what = {"aux": f" with {scope}aux loss α = {settings.get('alpha', 0.0):g}",
             "bias": f" with bias γ = {settings.get('gamma', 0.0):g}"}.get(balance,
                                                                         " with no balancing")
     return f"training the MoE{what}"
@@ -317,7 +395,8 @@ def _train(balance: str, seed: int, key: tuple, progress=None) -> MoERun:
         if done % CHECKPOINT_EVERY == 0 and done < s["steps"]:
             val = held_out_load(model, held_out, cfg.seq_len)  # no grad, parameters untouched
             checkpoints[done] = (evaluate(model, held_out, cfg.seq_len),
-                                 val / val.sum(-1, keepdims=True))
+                                 val / val.sum(-1, keepdims=True),
+                                 kind_expert_counts(model, held_out, cfg.seq_len))
 
     start, threads = time.perf_counter(), torch.get_num_threads()
     torch.set_num_threads(1)  # subtle: tiny matmuls run faster on one thread than on two
@@ -335,7 +414,8 @@ def _train(balance: str, seed: int, key: tuple, progress=None) -> MoERun:
                   val_loss=res.val_loss, val_load=val / val.sum(-1, keepdims=True),
                   layer_load=layer_load, bias=bias, seconds=time.perf_counter() - start,
                   settings=dict(s, balance=balance, seed=seed), model=res.model,
-                  checkpoints=checkpoints)
+                  checkpoints=checkpoints,
+                  val_kinds=kind_expert_counts(res.model, held_out, cfg.seq_len))
 
 
 @torch.no_grad()
@@ -347,6 +427,170 @@ def held_out_load(model: nn.Module, stream: torch.Tensor, seq_len: int,
     model(stream[: n * seq_len].view(n, seq_len))
     model.train()
     return np.stack([m.last_load.float().numpy() for m in model.moe_layers()])
+
+
+# ------------------------------------------------------------- capacity and dropped tokens
+
+
+@dataclass
+class CapacitySweep:
+    factors: np.ndarray  # (F,) capacity factors tried
+    dropped: np.ndarray  # (F,) share of held-out routing slots dropped
+    val_loss: np.ndarray  # (F,) held-out next-token loss with that capacity
+    val_loss_no_drop: float  # the same model with no capacity (DeepSeek-V3)
+    val_loss_all_dropped: float  # capacity 0: every routed slot dropped (shared experts stay)
+    no_drop_factor: float  # smallest factor that drops nothing: max over batches of max/mean
+    batch_tokens: int  # tokens per batch the capacity is computed over
+
+    @property
+    def loss_share_lost(self) -> np.ndarray:
+        """(F,) share of what the routed experts buy (loss with all slots dropped minus loss
+        with none dropped) that each capacity gives up."""
+        return (self.val_loss - self.val_loss_no_drop) / (self.val_loss_all_dropped
+                                                          - self.val_loss_no_drop)
+
+
+@torch.no_grad()
+def capacity_sweep(run, factors, batch: int | None = None) -> CapacitySweep:
+    """Held-out share of dropped routing slots and loss against the capacity factor, for a
+    trained run (`MoERun` with its model, or a TinyLM). No retraining: the trained router's
+    choices are capped after the fact, `batch` held-out windows at a time (default: the
+    run's training batch), each MoE layer capped at ceil(factor * tokens * k / E)."""
+    from course import data
+
+    model = getattr(run, "model", run)
+    if model is None:
+        raise ValueError("This run kept no model (it was cut from a longer one): train it "
+                         "with moe.train(..., steps=...) to sweep capacities.")
+    settings = getattr(run, "settings", {})
+    batch = int(batch or settings.get("batch", 16))
+    factors = np.asarray(factors, dtype=float)
+    if batch < 1 or np.any(factors < 0):
+        raise ValueError("Capacity factors must be 0 or more and the batch at least 1 window.")
+    seq_len, stream = model.cfg.seq_len, data.split()[1]
+    n = min(64, (len(stream) - 1) // seq_len)
+    x = stream[: n * seq_len].view(n, seq_len)
+    y = stream[1: n * seq_len + 1].view(n, seq_len)
+    layers = model.moe_layers()
+    model.eval()
+
+    def run_with(factor):
+        loss = dropped = slots = 0.0
+        worst = 0.0
+        for i in range(0, n, batch):
+            for m in layers:
+                m.capacity_factor = factor
+            out = model(x[i: i + batch], y[i: i + batch])
+            loss += out.lm_loss.item() * y[i: i + batch].numel()
+            dropped += sum(m.last_dropped for m in layers)
+            slots += sum(m.last_slots for m in layers)
+            for m in layers:  # the factor this batch needed to drop nothing
+                load = m.last_load.float()
+                worst = max(worst, float(load.max() / load.mean()))
+        return loss / y.numel(), dropped / slots, worst
+
+    saved = [m.capacity_factor for m in layers]
+    try:
+        base, _, need = run_with(None)
+        off = run_with(0.0)[0]
+        swept = [run_with(float(f))[:2] for f in factors]
+    finally:
+        for m, c in zip(layers, saved):
+            m.capacity_factor = c
+        model.train()
+    return CapacitySweep(factors, np.array([d for _, d in swept]),
+                         np.array([v for v, _ in swept]), base, off, need, batch * seq_len)
+
+
+
+# ---------------------------------------------------------------- specialisation by word kind
+
+
+@lru_cache(maxsize=1)
+def kinds() -> tuple[str, ...]:
+    """The word kinds of the toy corpus (assets/corpus/word_kinds.json, via
+    `course.mtp.token_type`), plus "end of sentence" and "function word"."""
+    from course.mtp import _corpus_lists
+
+    return (*_corpus_lists(), "end of sentence", "function word")
+
+
+@lru_cache(maxsize=1)
+def _kind_of_token() -> torch.Tensor:
+    from course.data import tokenizer
+    from course.mtp import token_type
+
+    index = {k: i for i, k in enumerate(kinds())}
+    return torch.tensor([index[token_type(w)] for w in tokenizer().words])
+
+
+@torch.no_grad()
+def kind_expert_counts(model: nn.Module, stream: torch.Tensor, seq_len: int,
+                       max_windows: int = 64) -> np.ndarray:
+    """Routing slots by the kind of the token at that position and the expert chosen, over
+    held-out windows: (n_moe_layers, n_kinds, E)."""
+    n = min(max_windows, len(stream) // seq_len)
+    idx = stream[: n * seq_len].view(n, seq_len)
+    model.eval()
+    model(idx)
+    model.train()
+    kind = _kind_of_token()[idx.flatten()]
+    out = []
+    for m in model.moe_layers():
+        chosen = m.last_indices  # (n*seq_len, k), same token order as idx.flatten()
+        joint = torch.zeros(len(kinds()), m.E)
+        joint.index_put_((kind[:, None].expand_as(chosen).flatten(), chosen.flatten()),
+                         torch.ones(chosen.numel()), accumulate=True)
+        out.append(joint.numpy())
+    return np.stack(out)
+
+
+def mutual_information(joint) -> float:
+    """I(kind; expert) in bits from a (kinds, experts) table of counts:
+    sum p(k, e) log2 p(k, e) / (p(k) p(e)). 0 when the expert says nothing about the kind."""
+    p = np.asarray(joint, dtype=float)
+    if p.ndim != 2 or p.sum() <= 0 or np.any(p < 0):
+        raise ValueError("mutual_information needs a 2-D table of non-negative counts.")
+    p = p / p.sum()
+    outer = p.sum(1, keepdims=True) * p.sum(0, keepdims=True)
+    nz = p > 0
+    return float((p[nz] * np.log2(p[nz] / outer[nz])).sum())
+
+
+@dataclass
+class Specialisation:
+    methods: list  # labels
+    mi: np.ndarray  # (methods, seeds) I(kind; expert) in bits, first MoE layer
+    max_vio: np.ndarray  # (methods, seeds) held-out MaxVio
+    val_loss: np.ndarray  # (methods, seeds)
+    joint: dict  # label -> (kinds, E) counts of the first seed, for a heat map
+    seeds: tuple
+    steps: int
+
+
+def specialisation(methods: dict, seeds=(0, 1, 2), steps: int | None = None,
+                   progress=None, **router) -> Specialisation:
+    """Train each {label: (balance, settings)} at each seed (cached runs) and measure on
+    held-out text the mutual information between a token's word kind and its expert.
+    `progress(done, total, text)` counts the runs."""
+    labels = list(methods)
+    total, done = len(labels) * len(seeds), 0
+    mi, vio, loss = (np.zeros((len(labels), len(seeds))) for _ in range(3))
+    joint = {}
+    for a, label in enumerate(labels):
+        balance, kw = methods[label]
+        for b, seed in enumerate(seeds):
+            if progress is not None:
+                progress(done, total, f"{label}, seed {seed}")
+            run = train(balance, steps=steps, seed=seed, **kw, **router)
+            mi[a, b] = mutual_information(run.val_kinds[0])
+            vio[a, b], loss[a, b] = run.val_max_vio, run.val_loss
+            joint.setdefault(label, run.val_kinds[0])
+            done += 1
+    if progress is not None:
+        progress(total, total, "done")
+    return Specialisation(labels, mi, vio, loss, joint, tuple(seeds),
+                          int(steps or dict(run.settings)["steps"]))
 
 
 # ------------------------------------------------------------------ one layer at full width

@@ -21,7 +21,8 @@
 # In a mixture-of-experts (MoE) layer the one big MLP is replaced by many small
 # ones, the **experts**, and a small linear **router** picks a few of them for
 # each token. DeepSeek-V3 has 256 routed experts per layer and uses 8 per token,
-# so each token pays for 8/256 of the layer's parameters.
+# plus one **shared** expert that every token uses; section 7 computes the share of
+# the layer's expert parameters a token pays for.
 
 # %%
 import numpy as np
@@ -38,8 +39,10 @@ from course.presets import preset
 # The router is one matrix W (experts × width). For a token x it scores every
 # expert, keeps the top k and weights their outputs. Two recipes:
 #
-# * **softmax** (GShard, Switch, Mixtral): probabilities over all experts; the
-#   chosen experts' probabilities are the gate weights.
+# * **softmax** (GShard, Switch, Mixtral): probabilities over all experts.
+#   Switch (top-1) uses the chosen expert's probability as its gate weight, and so
+#   does `moe.route` (as DeepSeek-V2 did); GShard (top-2) and Mixtral renormalise
+#   the chosen top-k probabilities to sum to 1 (checked below).
 # * **sigmoid** (DeepSeek-V3): an independent score per expert; the chosen
 #   scores are normalised to sum to 1, then multiplied by a route scale (2.5).
 
@@ -54,6 +57,11 @@ print("softmax gate weights:", w_soft.round(decimals=3).tolist())
 print("sigmoid gate weights:", w_sig.round(decimals=3).tolist())
 assert torch.equal(idx_soft, idx_sig)  # same order: both are monotone
 assert torch.allclose(w_sig.sum(-1), torch.tensor(2.5))
+mixtral = logits.gather(1, idx_soft).softmax(-1)  # softmax over the top-k logits only
+renormalised = w_soft / w_soft.sum(-1, keepdim=True)  # GShard / Mixtral gate weights
+checks.check_close("renormalised top-k probabilities = softmax over the top-k logits "
+                   "(largest difference)", (renormalised - mixtral).abs().max().item(), 0.0,
+                   atol=1e-6)
 
 # %% [markdown]
 # Both recipes choose the same experts here (softmax and sigmoid rank logits the
@@ -136,8 +144,8 @@ assert run.val_max_vio > floor
 assert v3_like.val_max_vio < run.val_max_vio
 
 # %% [markdown]
-# The router's initial scale (or a temperature dividing its logits) matters
-# too: try it in section 7. At DeepSeek-V3's scale (256 experts, 14.8T tokens)
+# The router's initial scale matters too: try the "router init std" slider in
+# section 8. At DeepSeek-V3's scale (256 experts, 14.8T tokens)
 # nobody can afford to find out: every large MoE run balances its experts
 # (notebook 09).
 #
@@ -156,13 +164,75 @@ print(f"busiest GPU does {ep.slowdown:.2f}x its fair share; "
 checks.check_close("utilisation = mean / max", ep.utilisation,
                    ep.tokens_per_rank.mean() / ep.tokens_per_rank.max())
 plots.ep_bars(ep.tokens_per_rank, "Share of tokens each GPU must process").show()
+V3_GPUS = 2048  # H800s of V3's training run (V3 report §3.1)
+print(f"at this utilisation, {(1 - ep.utilisation) * V3_GPUS:.0f} of {V3_GPUS} GPUs' "
+      "time would be paid for and idle")
 
 # %% [markdown]
 # A step takes as long as the busiest GPU, so the idle share of the cluster is
-# 1 − utilisation. On V3's 2048 GPUs that would be hundreds of GPUs paid for
-# and idle.
+# 1 − utilisation. Carried over to V3's 2048 GPUs (a stretch: 4 toy GPUs are
+# not 64 EP ranks), the toy's collapse would idle the number of GPUs printed
+# above.
 #
-# ## 6. The real router, at full size
+# ## 6. Capacity factors: drop the overflow, or balance
+#
+# GShard and Switch Transformer bound the busiest expert another way: each
+# expert takes at most **capacity = factor × tokens × k / E** routing slots of a
+# batch (Lepikhin et al. 2020 §2.2; Fedus et al. 2021 §2.2) and the overflow is
+# **dropped**: the token skips that expert and passes through the residual
+# only. Factor 1 is exactly the balanced share. `moe.capacity_mask` keeps each
+# expert's first arrivals (every token's first choice before any second one).
+
+# %%
+idx = torch.tensor([[0], [0], [0], [1], [1], [2], [3], [0]])  # 8 tokens, 4 experts
+cap = moe.expert_capacity(tokens=8, n_experts=4, k=1, factor=1.5)
+kept = moe.capacity_mask(idx, n_experts=4, capacity=cap)
+print(f"capacity {cap} per expert; kept: {kept.flatten().tolist()}")
+checks.check_close("slots dropped: expert 0 got 4, keeps 3", int((~kept).sum()), 1)
+load = moe.expert_counts(idx, 4)
+checks.check_close("smallest factor that drops nothing = max / mean = 1 + MaxVio",
+                   float(load.max() / load.float().mean()), 1 + moe.max_vio(load.numpy()))
+
+# %% [markdown]
+# Now cap the trained routers after the fact (no retraining): held-out text in
+# batches of the training size, for the collapsed run above and for the same
+# router trained with notebook 09's bias balancing.
+
+# %%
+balanced = moe.train("bias", gamma=0.003)  # notebook 09's balancing, same router
+FACTORS = [0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 6.0]
+sweeps = {"no balancing": moe.capacity_sweep(run, FACTORS),
+          "bias balancing": moe.capacity_sweep(balanced, FACTORS)}
+for name, s in sweeps.items():
+    f1 = FACTORS.index(1.25)
+    print(f"{name:>14}: factor 1.25 drops {s.dropped[f1]:.0%} of slots and gives up "
+          f"{s.loss_share_lost[f1]:.0%} of the experts' loss gain; nothing dropped "
+          f"from factor {s.no_drop_factor:.2f}")
+plots.capacity_curves(sweeps).show()
+assert all(s.dropped[-1] == 0 for s in sweeps.values())  # factor 6: nothing dropped
+
+# %% [markdown]
+# The dotted lines mark the factor at which nothing is dropped: the busiest
+# expert's load over the mean in the worst held-out batch. Without balancing it
+# is several times the balanced share (printed above), so a drop-free layer must
+# leave room (buffer memory, and time on the slowest GPU) for that many times the
+# balanced load; capped at the factors Switch trains with (1.0 to 2.0), it drops
+# a large share of the slots instead. Balancing shrinks both.
+# That is why the two go together: DeepSeek-V3 balances well enough to drop
+# **no** token, in training or in inference (V3 report §2.1.2, "No
+# Token-Dropping"), and pays for a little headroom instead.
+#
+# Honestly, at toy size dropping costs little loss: the held-out losses with
+# every routed slot dropped and with none dropped differ by a few hundredths
+# (printed next), because the dense layer and attention carry most of this tiny
+# corpus. So the right panel shows the *share* of the experts' gain given up.
+
+# %%
+for name, s in sweeps.items():
+    print(f"{name:>14}: held-out loss {s.val_loss_no_drop:.3f} with no drop, "
+          f"{s.val_loss_all_dropped:.3f} with every routed slot dropped")
+#
+# ## 7. The real router, at full size
 #
 # DeepSeek-V3's router scores **256 experts** from a **7168**-wide token,
 # restricts each token to **4 of 8 expert groups** (the top-2 scores of each
@@ -181,12 +251,16 @@ print(f"{timing.tokens} tokens on {timing.device} ({timing.dtype}): router "
       f"{timing.tokens_per_s:,.0f} tokens/s; MaxVio "
       f"{moe.max_vio(timing.load):.2f}")
 assert timing.load.sum() == timing.tokens * preset("moe_layer")["top_k"]
+used = v3.experts_per_token + v3.n_shared_experts  # all experts have the same size
+share = used / (v3.n_routed_experts + v3.n_shared_experts)
+print(f"a token runs {used} of the {v3.n_routed_experts + v3.n_shared_experts} expert "
+      f"MLPs of a V3 layer: {share:.1%} of its expert parameters")
 
 # %% [markdown]
 # With a random router and random tokens the load is nearly even: collapse is
 # something *training* does.
 #
-# ## 7. Try it yourself
+# ## 8. Try it yourself
 #
 # Each change trains a fresh model (a few seconds; runs are cached).
 #
@@ -237,6 +311,19 @@ answer = ...
 passed = checks.check_answer("08.max_vio_collapse", answer)
 
 # %% [markdown]
+# **4.** Count the dropped slots: `indices` (T, k) are the experts each token
+# chose, every expert takes at most `capacity` slots, first choices of all
+# tokens go before second choices, tokens in order. Return how many slots are
+# dropped. (Does the order change how many, or only which?)
+
+# %%
+def dropped_slots(indices, n_experts, capacity):
+    raise NotImplementedError  # your code here
+
+
+dropped_slots = checks.check_exercise("08.dropped_slots", dropped_slots)
+
+# %% [markdown]
 # ## Summary
 #
 # * A router trained only for the loss rushes towards a few experts: the
@@ -246,6 +333,9 @@ passed = checks.check_answer("08.max_vio_collapse", answer)
 #   expert collapses most.
 # * With expert parallelism the busiest GPU sets the step time, so imbalance
 #   is idle hardware.
+# * A capacity factor bounds the busiest expert by dropping its overflow; the
+#   factor that drops nothing is 1 + MaxVio. Balancing keeps that factor small,
+#   which is what lets DeepSeek-V3 drop no token at all.
 #
 # **Next:** [09 · Balancing without an auxiliary loss](09_balancing.ipynb):
 # an auxiliary loss, and DeepSeek's bias that balances without one.

@@ -298,3 +298,65 @@ def test_a_shorter_run_is_cut_exactly_from_a_longer_one():
     assert cut.val_loss == short.val_loss and cut.val_max_vio == short.val_max_vio
     with pytest.raises(ValueError, match="no checkpoint at step 7"):
         long.truncated(7)
+
+
+# ------------------------------------------------------------------ capacity and dropping
+
+
+def test_expert_capacity_is_the_gshard_switch_formula():
+    assert moe.expert_capacity(512, 16, 1, 1.25) == 40  # 1.25 * 512 / 16, no rounding up
+    assert moe.expert_capacity(512, 16, 2, 1.0) == 64  # k slots per token
+    assert moe.expert_capacity(100, 16, 1, 1.0) == 7  # 6.25 rounded up
+    assert moe.expert_capacity(100, 16, 1, 0.0) == 0
+    with pytest.raises(ValueError, match="capacity factor"):
+        moe.expert_capacity(100, 16, 1, -1.0)
+
+
+def test_capacity_mask_on_a_hand_built_routing():
+    # 5 tokens, top-2 over 3 experts. First choices go first: expert 0 receives tokens
+    # 0, 1, 2 (first choices) and then token 3's second choice; capacity 2 keeps 0 and 1.
+    idx = torch.tensor([[0, 1], [0, 2], [0, 1], [1, 0], [2, 1]])
+    keep = moe.capacity_mask(idx, 3, capacity=2)
+    expected = torch.tensor([[True, True], [True, True], [False, False], [True, False],
+                             [True, False]])
+    # expert 1: first choices of token 3 -> kept; second choices of 0, 2, 4 -> 0 kept, 2, 4 not
+    assert torch.equal(keep, expected)
+    assert int((~keep).sum()) == int((moe.expert_counts(idx, 3) - 2).clamp(min=0).sum())
+
+
+def test_moe_layer_drops_exactly_the_overflow_and_keeps_the_rest():
+    torch.manual_seed(0)
+    layer = moe.MoE(moe_cfg(n_routed_experts=4, experts_per_token=1,
+                            extra=dict(router_std=1.0)))
+    x = torch.randn(64, 16)
+    full = layer(x)
+    _, idx, _ = layer.gate(x)
+    counts = moe.expert_counts(idx, 4)
+    layer.capacity_factor = 1.0  # capacity 16 each
+    capped = layer(x)
+    keep = moe.capacity_mask(idx, 4, 16)[:, 0]
+    assert layer.last_dropped == int((counts - 16).clamp(min=0).sum()) > 0
+    torch.testing.assert_close(capped[keep], full[keep])  # kept tokens: unchanged
+    assert torch.all(capped[~keep] == 0)  # dropped: no routed output, residual only
+    layer.capacity_factor = float(counts.max()) / 16  # exactly 1 + MaxVio
+    torch.testing.assert_close(layer(x), full)
+    assert layer.last_dropped == 0
+
+
+def test_capacity_sweep_drops_nothing_at_a_large_factor_and_everything_at_zero():
+    run = moe.train("none", steps=30)
+    s = moe.capacity_sweep(run, [0.0, 1.0, s_big := 100.0])
+    assert s.dropped[0] == 1.0 and s.dropped[2] == 0.0
+    assert s.val_loss[2] == pytest.approx(s.val_loss_no_drop, abs=1e-6)
+    assert s.val_loss[0] == pytest.approx(s.val_loss_all_dropped, abs=1e-6)
+    assert s.no_drop_factor > 1.0 and s_big > s.no_drop_factor
+    # just below the no-drop factor some batch overflows; at it nothing does
+    at = moe.capacity_sweep(run, [s.no_drop_factor, s.no_drop_factor * 0.98])
+    assert at.dropped[0] == 0.0 and at.dropped[1] > 0.0
+    assert run.model.moe_layers()[0].capacity_factor is None  # restored
+
+
+def test_capacity_sweep_needs_a_model():
+    run = moe.train("none", steps=60)
+    with pytest.raises(ValueError, match="kept no model"):
+        moe.capacity_sweep(run.truncated(30), [1.0])

@@ -48,3 +48,40 @@ register(Exercise(
     expected=lambda: float(moe.max_vio(np.eye(16)[0])),
     wrong=16.0, rtol=1e-3,  # max / mean, without subtracting the mean
 ))
+
+
+def dropped_slots(indices, n_experts: int, capacity: int) -> int:
+    kept = 0
+    used = [0] * n_experts
+    for choice in indices.T.tolist():  # all first choices, then all second choices
+        for e in choice:
+            if used[e] < capacity:  # the expert still has room: keep the slot
+                used[e] += 1
+                kept += 1
+    return indices.numel() - kept
+
+
+def _dropped_cases() -> list[tuple]:
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    skewed = torch.multinomial(torch.tensor([8.0, 4, 2, 1, 1, 1, 1, 1]), 2 * 40, True,
+                               generator=g).view(40, 2)
+    return [(torch.tensor([[0], [0], [0], [1], [1], [2], [3], [0]]), 4, 3),
+            (torch.randint(0, 16, (64, 1), generator=g), 16, 4),
+            (skewed, 8, 10), (skewed, 8, 100)]
+
+
+register(Exercise(
+    name="08.dropped_slots", notebook="08",
+    prompt="How many routing slots (T, k) are dropped when every expert takes at most "
+           "`capacity`, first choices before second choices, tokens in order?",
+    hint="The order decides which slots go, not how many: expert e drops "
+         "max(0, count_e − capacity).",
+    reference=dropped_slots, cases=_dropped_cases,
+    oracle=lambda indices, n_experts, capacity: int(
+        (~moe.capacity_mask(indices, n_experts, capacity)).sum()),
+    # off by one: `used[e] <= capacity` lets each expert keep capacity + 1 slots
+    wrong=lambda indices, n_experts, capacity: int(
+        (moe.expert_counts(indices, n_experts) - capacity - 1).clamp(min=0).sum()),
+))

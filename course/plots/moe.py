@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from course.plots import COLORS, SEQUENCE, figure
+from course.plots import COLORS, SEQUENCE, WIDTH, figure
 
 
 def load_heatmap(load, title: str = "Share of routed tokens per expert") -> go.Figure:
@@ -56,4 +56,26 @@ def bias_traces(bias, title: str = "Routing bias of each expert") -> go.Figure:
         fig.add_scatter(x=np.arange(1, len(bias) + 1), y=bias[:, e], mode="lines",
                         line=dict(width=1.2, color=SEQUENCE[e % len(SEQUENCE)]),
                         name=f"expert {e}")
+    return fig
+
+
+def capacity_curves(sweeps: dict, title: str = "Capacity factor: what is dropped, what it "
+                    "costs") -> go.Figure:
+    """Two panels for {label: moe.CapacitySweep}: share of routing slots dropped, and the
+    share of the routed experts' gain in held-out loss given up, against the factor."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12, subplot_titles=(
+        "routing slots dropped", "loss gain of the experts given up"))
+    for i, (label, s) in enumerate(sweeps.items()):
+        color = SEQUENCE[i % len(SEQUENCE)]
+        for col, y in ((1, s.dropped), (2, s.loss_share_lost)):
+            fig.add_scatter(x=s.factors, y=y, mode="lines+markers", name=label,
+                            legendgroup=label, showlegend=col == 1, row=1, col=col,
+                            line=dict(color=color, width=2.5),
+                            hovertemplate="factor %{x}<br>%{y:.1%}<extra>" + label + "</extra>")
+        fig.add_vline(x=s.no_drop_factor, line_dash="dot", line_color=color, row=1, col=1)
+    fig.update_layout(template=figure().layout.template, title=title, height=380, width=WIDTH)
+    fig.update_xaxes(title_text="capacity factor (× the balanced share)", type="log")
+    fig.update_yaxes(tickformat=".0%", rangemode="tozero")
     return fig
