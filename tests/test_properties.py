@@ -434,3 +434,169 @@ def test_text_answers_get_the_hint_not_a_traceback(capsys):
     assert "✗ 03.swiglu_params" in out and use(2, 3) == 18  # the reference takes over
     with pytest.raises(ValueError, match="No exercise named"):
         checks.check_answer("99.nothing", 1)
+
+
+# ------------------------------------------------------------------- parallel layouts
+
+LAYOUT_KEYS = st.sampled_from(["dp", "tp", "pp", "ep", "zero", "sp"])
+PARALLEL_MODEL = st.one_of(st.sampled_from(["deepseek-v3", "mixtral-8x7b", "llama-3-8b"]),
+                           st.sampled_from(ODD))
+
+
+def _layout(key, value):
+    from course import parallel
+
+    return call(parallel.Layout, **{key: value})
+
+
+@FAST
+@given(key=LAYOUT_KEYS, value=anything, model=PARALLEL_MODEL, world=anything)
+def test_layouts_with_any_value(key, value, model, world):
+    from course import parallel
+
+    layout = _layout(key, value)
+    if layout is None:
+        return
+    assert all(isinstance(getattr(layout, k), int) and getattr(layout, k) >= 1
+               for k in ("dp", "tp", "pp", "ep")) and 0 <= layout.zero <= 3
+    call(parallel.validate, model, layout, world)
+    r = call(parallel.replicas, model, layout)
+    sane(r)
+
+
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(model=PARALLEL_MODEL, pp=st.sampled_from([1, 2, 4]), ep=st.sampled_from([1, 2, 8]),
+       zero=st.sampled_from([0, 1, 3]), seq=anything, mb=plausible_int, m=plausible_int,
+       recipe=st.one_of(st.sampled_from(list(memory.RECIPES)), st.sampled_from(ODD)),
+       optimizer=st.one_of(st.sampled_from(list(memory.OPTIMIZERS)), st.sampled_from(ODD)))
+def test_per_gpu_memory_and_traffic(model, pp, ep, zero, seq, mb, m, recipe, optimizer):
+    from course import parallel
+
+    layout = parallel.Layout(dp=8, pp=pp, ep=ep, zero=zero)
+    sane(call(parallel.per_gpu_memory, model, layout, recipe, optimizer, seq, mb,
+              "selective", m))
+    sane(call(parallel.comm_per_step, model, layout, recipe, seq, mb, m))
+
+
+@FAST
+@given(n=anything, world=anything, strategy=st.one_of(st.sampled_from(["dp", "zero1"]),
+                                                     st.sampled_from(ODD)),
+       grad=plausible_float, weight=plausible_float)
+def test_dp_step_bytes(n, world, strategy, grad, weight):
+    from course import parallel
+
+    sane(call(parallel.dp_step_bytes, n, world, strategy, grad, weight))
+
+
+ROUTING = st.one_of(
+    st.lists(st.lists(st.integers(0, 15), max_size=6), min_size=1, max_size=4),
+    st.lists(st.lists(anything, max_size=3), max_size=3), st.sampled_from(ODD))
+
+
+@FAST
+@given(experts=ROUTING, per_rank=anything, row=anything)
+def test_ep_all_to_all_bytes(experts, per_rank, row):
+    from course import parallel
+
+    got = call(parallel.ep_all_to_all_bytes, experts, per_rank, row)
+    if got is not None:
+        for rank in got:
+            sane(rank)
+        assert len(got) == len(experts)
+        # every token that leaves a rank arrives at another: totals match
+        assert sum(g["dispatch"] for g in got) == pytest.approx(sum(g["combine"] for g in got))
+
+
+@FAST
+@given(a=anything, b=anything, c=anything, tokens=anything)
+def test_global_batch_and_v3_schedule(a, b, c, tokens):
+    from course import parallel
+
+    g = call(parallel.global_batch, a, b, c)
+    assert g is None or (isinstance(g, int) and g >= 1)
+    steps = call(parallel.accumulation_steps, a, b, c)
+    assert steps is None or (isinstance(steps, int) and steps >= 1)
+    got = call(parallel.v3_batch, tokens)
+    if got is not None:
+        sane(got, low=3072, high=15360)
+    m = call(parallel.v3_microbatches, a)
+    assert m is None or m >= 1
+
+
+# ----------------------------------------------------------------------- compute, FLOPs
+
+@FAST
+@given(model=model_name, seq=anything, tokens=anything, mtp=st.booleans(),
+       recompute=st.one_of(st.sampled_from(list(activations.RECOMPUTE)), st.sampled_from(ODD)))
+def test_flops_calculators(model, seq, tokens, mtp, recompute):
+    from course import compute
+
+    sane(call(compute.matmul_params_per_token, model))
+    sane(call(compute.attention_flops_per_token, model, seq))
+    sane(call(compute.training_flops_per_token, model, seq, include_mtp=mtp))
+    sane(call(compute.training_flops, model, tokens, seq))
+    sane(call(compute.recompute_flops_per_token, model, seq, recompute))
+
+
+@FAST
+@given(flops=anything, gpus=anything, peak=anything, mfu=anything, hours=anything)
+def test_time_and_mfu_calculators(flops, gpus, peak, mfu, hours):
+    from course import compute
+
+    sane(call(compute.training_seconds, flops, gpus, peak, mfu))
+    sane(call(compute.achieved_tflops, flops, hours))
+    sane(call(compute.implied_mfu, flops, hours, peak))
+    sane(call(compute.throughput_for, flops, gpus, hours))
+    sane(call(compute.mfu_against_roofline, flops, "H800"))
+
+
+ESTIMATE_KEYS = st.sampled_from(["gpu_name", "n_gpus", "precision", "mfu", "price_per_hour",
+                                 "flops_per_token"])
+
+
+@FAST
+@given(params=anything, tokens=anything, key=ESTIMATE_KEYS, value=anything,
+       counts=st.one_of(st.lists(anything, max_size=3), st.sampled_from(ODD)))
+def test_estimate_and_days_vs_gpus(params, tokens, key, value, counts):
+    from course import compute
+
+    est = call(compute.estimate, params, tokens, **{key: value})
+    if est is not None:
+        sane([est.flops, est.seconds, est.days, est.gpu_hours, est.dollars])
+        assert est.n_gpus >= 1
+    sane(call(compute.days_vs_gpus, 37e9, 1e12, counts))
+
+
+@FAST
+@given(mfu=anything, bubble=anything, ceiling=anything, model=st.one_of(
+    st.sampled_from(["deepseek-v3", "llama-3-8b"]), st.sampled_from(ODD)),
+    recompute=st.one_of(st.sampled_from(list(activations.RECOMPUTE)), st.sampled_from(ODD)))
+def test_hfu_and_time_budget(mfu, bubble, ceiling, model, recompute):
+    from course import compute
+
+    sane(call(compute.hfu, mfu, model, 4096, recompute))
+    shares = call(compute.time_budget, mfu, model, 4096, recompute, bubble, ceiling)
+    if shares is not None:
+        sane(shares, high=1 + 1e-9)
+        assert sum(shares.values()) == pytest.approx(1.0)
+
+
+@FAST
+@given(d=anything, f=plausible_int, layers=plausible_int, tokens=anything)
+def test_mlp_step_flops(d, f, layers, tokens):
+    from course import compute
+
+    got = call(compute.mlp_step_flops, d, f, layers, tokens)
+    if got is not None:
+        assert isinstance(got, int) and got > 0
+
+
+@settings(max_examples=10, deadline=None, derandomize=True)
+@given(n=st.one_of(st.integers(1, 48), st.sampled_from(ODD)),
+       repeats=st.one_of(st.integers(1, 3), st.sampled_from(ODD)))
+def test_measured_matmul(n, repeats):
+    from course import compute
+
+    got = call(compute.measure_matmul_tflops, n, repeats=repeats)
+    if got is not None:
+        assert got > 0 and math.isfinite(got)
