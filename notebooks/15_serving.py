@@ -425,8 +425,10 @@ my_decode_rate = checks.check_exercise("15.decode_rate", my_decode_rate)
 # %% [markdown]
 # **Exercise 3.** The fewest physical expert slots (a multiple of the GPU
 # count, at least the number of experts) whose EPLB placement keeps the
-# busiest GPU within `target` × the average, averaged over layers. Use
-# `eplb.rebalance(load, slots, num_groups, num_nodes, num_gpus).imbalance`.
+# busiest GPU within `target` × the average, averaged over layers, or `None`
+# when even 4 × the experts is not enough (the hierarchical policy has a
+# floor). Use `eplb.rebalance(load, slots, num_groups, num_nodes,
+# num_gpus).imbalance`.
 
 # %%
 def my_replicas_needed(load, target, num_groups, num_nodes, num_gpus):
