@@ -44,8 +44,11 @@ from course.units import fmt_bytes, fmt_seconds
 # | all-reduce | sum, and everyone gets the sum (= RS then AG) | 2(p−1)α + 2(p−1)/p · n/B |
 # | all-to-all | each rank sends a different piece to each other rank | (p−1)α + (p−1)/p · n/B |
 #
-# On a cluster they run **hierarchically**: first inside each node over NVLink, then
-# across nodes over IB with 1/8 of the data per GPU.
+# On a cluster, reduce-scatter, all-gather and all-reduce run **hierarchically**: first
+# inside each node over NVLink, then across nodes over IB with 1/8 of the data per GPU.
+# All-to-all cannot be shrunk that way: every byte a GPU sends to another node is a
+# different piece for a different GPU, so that whole share crosses IB, while the in-node
+# share goes over NVLink at the same time (`comms.collective_time`).
 
 # %%
 print(f"NVLink {DEEPSEEK_NVLINK_GB_S:.0f} GB/s vs IB {DEEPSEEK_IB_GB_S:.0f} GB/s: "
@@ -55,6 +58,13 @@ for kind, t in zip(comms.KINDS, times):
     print(f"{kind:15s} 1 GB on 16 nodes x 8 GPUs: {fmt_seconds(t.total_s)}")
 ar, rs, ag = (comms.ring_time(k, 1e9, 8, 0, 160) for k in comms.KINDS[:3])
 checks.check_close("all-reduce = reduce-scatter + all-gather", ar, rs + ag)
+by_kind = dict(zip(comms.KINDS, times))
+checks.check_close("reduce-scatter crosses IB with 1/8 of the buffer",
+                   by_kind["reduce_scatter"].inter_s,
+                   comms.ring_time("reduce_scatter", 1e9 / 8, 16, comms.ALPHA_IB_S, 50))
+checks.check_close("all-to-all crosses IB with the whole buffer",
+                   by_kind["all_to_all"].inter_s,
+                   comms.ring_time("all_to_all", 1e9, 16, comms.ALPHA_IB_S, 50))
 
 # %%
 fig = plots.collective_bars(comms.KINDS, [t.intra_s for t in times],
@@ -140,9 +150,10 @@ print(f"4 nodes x {per_node_free} = {4 * per_node_free:.1f} experts")
 
 # %% [markdown]
 # **Compute against communication.** Each token's 9 experts (8 routed, 1 shared) cost
-# ~0.8 GFLOPs per MoE layer. At the ~386 TFLOP/s per GPU that notebook 05 derived from
-# the bill, that takes about as long as moving the token's bytes over IB: a ratio near
-# **1:1**. Communication that long cannot just be waited for; DualPipe (notebook 07)
+# ~0.8 GFLOPs per MoE layer. How long that takes depends on the matmul rate assumed. At
+# the **~386 TFLOP/s per GPU achieved on average** (the bill's FLOPs over its GPU-hours,
+# notebook 05; 39% of the H800's dense BF16 peak), it takes about as long as moving the
+# token's bytes over IB: a ratio near **1:1**, the figure DeepSeek gives (report §3.2.1). Communication that long cannot just be waited for; DualPipe (notebook 07)
 # hides it behind the computation of another micro-batch.
 
 # %%
@@ -152,9 +163,17 @@ v3 = compute.DEEPSEEK_V3
 achieved = compute.achieved_tflops(compute.training_flops("deepseek-v3", v3["tokens"]),
                                    v3["pretrain_gpu_hours"])
 ratio = comms.compute_to_comm_ratio(moe_flops, achieved, per_node.ib_bytes)
-print(f"expert compute {moe_flops / achieved / 1e12 * 1e6:.2f} us vs IB "
-      f"{per_node.ib_bytes / 50e9 * 1e6:.2f} us per token: ratio {ratio:.2f}")
+print(f"at {achieved:.0f} TFLOP/s: expert compute {moe_flops / achieved / 1e12 * 1e6:.2f} us "
+      f"vs IB {per_node.ib_bytes / 50e9 * 1e6:.2f} us per token: ratio {ratio:.2f}")
 assert 0.5 < ratio < 2
+for name, rate in (("dense BF16 peak", 989.4), ("dense FP8 peak", 1978.9)):
+    r = comms.compute_to_comm_ratio(moe_flops, rate, per_node.ib_bytes)
+    print(f"at the {name} ({rate} TFLOP/s): ratio {r:.2f}")
+
+# %% [markdown]
+# The faster the matmuls, the more the all-to-all dominates: at the FP8 peak the
+# experts would finish in a fraction of the transfer time. That is why overlapping
+# it matters more, not less, as compute gets faster.
 
 # %% [markdown]
 # ## 4. Synchronising replicas
@@ -203,7 +222,13 @@ fig.show()
 # %% [markdown]
 # With H = 16 the replicas reach the same loss as synchronous training while sending
 # 16× fewer bytes. Very large H starts to cost accuracy; very small H does not suit the
-# paper's outer momentum (try H = 2 in the exercises' spirit: `diloco.train_diloco(2)`).
+# paper's outer momentum (its outer learning rate and momentum are tuned for many local
+# steps): with H = 2 the same run does not converge.
+
+# %%
+h2 = diloco.train_diloco(2, **kw)
+print(f"H = 2: loss {h2.loss[-1]:.4f} vs H = 16: {h16.loss[-1]:.5f}")
+assert h2.loss[-1] > 10 * h16.loss[-1]
 #
 # ## 6. Try it yourself
 #
