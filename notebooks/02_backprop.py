@@ -93,6 +93,20 @@ assert paths["momentum"].loss[-1] < paths["sgd"].loss[-1]
 plots.loss_curves(paths).show()
 
 # %% [markdown]
+# Why does Adam trail even plain SGD here? Its step is `lr · m / √s`, and `m / √s` is
+# about ±1 while the gradient keeps its sign, so each knob moves by **about lr per step**
+# however far it is from the bottom. The offset `b` starts at 4, far from its best value:
+
+# %%
+import numpy as np
+
+moves = np.abs(np.diff(paths["adam"].knobs, axis=0))  # (steps, 2): |Δw|, |Δb| per step
+w_best, b_best = np.polyfit(pts.x, pts.y, 1)  # the least-squares line: the valley's bottom
+print(f"Adam's largest step: {moves.max():.4f} (lr = 0.02); b must travel "
+      f"{4.0 - b_best:.2f}, which takes at least {(4.0 - b_best) / 0.02:.0f} steps")
+assert moves.max() <= 0.02 * 1.001 and (4.0 - b_best) / 0.02 > 100
+
+# %% [markdown]
 # ## 3. Too large a learning rate
 #
 # On this surface the curvature is the same everywhere (it is a quadratic), so there is
@@ -115,6 +129,20 @@ assert not below.diverged and above.diverged
 # run one real training step with each optimizer and read what it stores from its
 # `state`: SGD keeps nothing, momentum one buffer per parameter, **AdamW two** (`exp_avg`
 # and `exp_avg_sq`, the `m` and `s` above), plus the gradients themselves.
+#
+# The **W** in AdamW is *decoupled weight decay* (Loshchilov & Hutter, "Decoupled Weight
+# Decay Regularization", ICLR 2019): each step also shrinks every weight by `lr · λ · w`
+# directly, instead of adding `λ w` to the gradient where Adam's `1/√s` would rescale it.
+# DeepSeek-V3 trains with AdamW, λ = 0.1 (report §4.2). With a zero gradient only the decay
+# acts, so one step must give `w (1 − lr λ)`:
+
+# %%
+knob = torch.nn.Parameter(torch.tensor([1.0]))
+adamw = torch.optim.AdamW([knob], lr=0.1, weight_decay=0.1)
+knob.grad = torch.zeros(1)
+adamw.step()
+checks.check_close("AdamW, zero gradient: w after one step = 1 x (1 - 0.1 x 0.1)",
+                   knob.item(), 1 - 0.1 * 0.1)
 
 # %%
 memory = {k: optim.tiny_model_state_bytes(k) for k in ("sgd", "momentum", "adamw")}
