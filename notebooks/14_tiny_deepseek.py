@@ -329,5 +329,5 @@ passed = checks.check_answer("14.v3_active_share", share)
 # - Each component pays at scale: V3's cache is 57× smaller than with MHA, a
 #   token uses 5.6% of 671 B parameters, FP8 tensor cores double the peak.
 #
-# **Next:** you have built the whole stack. Go back to
-# [13 · The bill](13_the_bill.ipynb) and price a model of your own design.
+# **Next:** you have built and trained the whole stack. [15 · Serving DeepSeek-V3](15_serving.ipynb)
+# serves it to a stream of requests, as DeepSeek serves V3.
