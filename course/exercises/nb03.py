@@ -27,6 +27,7 @@ register(Exercise(
     prompt="GB of weights + gradients + AdamW states for n_params in BF16 mixed precision.",
     hint="BF16 weights (2) + BF16 grads (2) + FP32 master (4) + two FP32 moments (4 + 4).",
     reference=mixed_precision_gb, cases=lambda: [(8_030_261_248,), (10**9,), (1,)],
+    oracle=lambda n: (2 + 2 + 4 + 4 + 4) * n / 1e9,  # closed form: 16 bytes per parameter
     wrong=lambda n: 2 * n / 1e9,  # the weights alone
 ))
 

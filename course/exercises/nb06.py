@@ -2,7 +2,7 @@
 
 from functools import lru_cache
 
-from course import comms, diloco
+from course import comms, diloco, expert_traffic
 from course.configs import DEEPSEEK_IB_GB_S, DEEPSEEK_NVLINK_GB_S
 from course.exercises import Exercise, register
 
@@ -38,6 +38,8 @@ register(Exercise(
            "per remote node.",
     hint="(hidden + 4 * hidden/128) + 2 * hidden per copy.",
     reference=ib_bytes, cases=lambda: [(3, 7168), (1, 4096), (0, 7168)],
+    oracle=lambda r, h: r * (expert_traffic.dispatch_bytes_per_copy(h)
+                             + expert_traffic.combine_bytes_per_copy(h)),
     wrong=lambda r, h: r * 2 * h * 2,  # both ways in BF16, forgetting FP8 dispatch
 ))
 

@@ -16,6 +16,7 @@ register(Exercise(
     prompt="Per-tensor E4M3 round trip of x: scale, round with fp8.round_to, scale back.",
     hint="scale = max|x| / 448; return fp8.round_to(x / scale, 'e4m3') * scale.",
     reference=quantize_by_hand,
+    oracle=lambda x: fp8.dequantize(*fp8.quantize(x, "e4m3")),  # per-tensor scale
     cases=lambda: [(torch.tensor([0.3, -1.7, 2.2, 0.01]),),
                    (torch.linspace(-5, 40, 17),),
                    (torch.randn(64, generator=torch.Generator().manual_seed(0)) * 1e-3,)],

@@ -36,12 +36,20 @@ def _greedy_cases() -> list[tuple]:
     return [(a, b), (a, a + 0.01 * b), (a, a + 0.5 * b)]
 
 
+def _sampling_acceptance(main_logits: torch.Tensor, draft_logits: torch.Tensor) -> float:
+    """Speculative sampling accepts a draft with probability sum_x min(p(x), q(x)); at
+    temperature 0 (speculative's one-hot distributions) that is 1 where the argmaxes agree."""
+    rates = [torch.minimum(speculative._probs(m, 0.0), speculative._probs(d, 0.0)).sum()
+             for m, d in zip(main_logits, draft_logits)]
+    return float(torch.stack(rates).mean())
+
+
 register(Exercise(
     name="12.greedy_acceptance", notebook="12",
     prompt="The fraction of rows where the main model's and the draft's argmax agree; "
            "main_logits and draft_logits are (N, V).",
     hint="Compare argmax(-1) of both and take the mean of the matches.",
-    reference=greedy_acceptance, cases=_greedy_cases,
+    reference=greedy_acceptance, cases=_greedy_cases, oracle=_sampling_acceptance,
     wrong=lambda m, d: (m.argmax(0) == d.argmax(0)).float().mean().item(),  # wrong axis
 ))
 

@@ -1,5 +1,6 @@
 """Exercises of notebook 13 · The bill, and what it means."""
 
+from dataclasses import replace
 from functools import lru_cache
 
 from course import compute, planner
@@ -29,6 +30,7 @@ register(Exercise(
            "or without overlap.",
     hint="Overlapped: the slower of the two; otherwise one after the other.",
     reference=step_seconds, cases=_step_cases,
+    oracle=lambda c, m, o: replace(_v3_plan(), compute_s=c, comm_s=m).step_s(o),
     wrong=lambda c, m, o: c + m,  # never overlaps
 ))
 
@@ -50,6 +52,7 @@ register(Exercise(
     prompt="Does a dict of per-GPU bytes fit in a GPU of gpu_gb decimal gigabytes?",
     hint="Add the parts and compare with gpu_gb x 1e9 bytes.",
     reference=fits, cases=_fits_cases,
+    oracle=lambda m, g: replace(_v3_plan(), memory=m, gpu_bytes=g * 1e9).fits,
     wrong=lambda m, g: max(m.values()) <= g * 1e9,  # checks the largest part only
 ))
 
