@@ -135,11 +135,8 @@ def realistic() -> int:
     if not torch.cuda.is_available():
         print("No CUDA GPU here: the realistic-size benchmark needs one.")
         return 1
-    try:
-        from course import realistic as suite
-    except ImportError:
-        print("The realistic-size suite (course/realistic.py) is not written yet.")
-        return 1
+    from course import realistic as suite
+
     return suite.main()
 
 

@@ -21,10 +21,10 @@ short sweep of square matmuls gives its peak, a large tensor copy its bandwidth.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from functools import partial
 
+from course import timing
 from course.compute import attention_flops_per_token
 from course.configs import GPUS, ModelConfig, gpu, load_config
 
@@ -316,18 +316,6 @@ def roofline_mfu(ops, gpu_name, precision: str = "bf16") -> float:
 _MEASURED: dict[tuple, Machine] = {}
 
 
-def _times(fn, sync, repeats: int) -> list[float]:
-    fn()  # warm-up: allocation, kernel choice, first touch of the pages
-    sync()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return sorted(times)
-
-
 def measure_machine(sizes: dict | None = None, device=None, refresh: bool = False,
                     progress=None) -> Machine:
     """Measure this machine's roofline, in the dtype the course uses on this device (FP32 on
@@ -371,13 +359,13 @@ def measure_machine(sizes: dict | None = None, device=None, refresh: bool = Fals
     for n in sizes["peak_ns"]:
         a = torch.randn(n, n, generator=g, device=dev, dtype=dtype)
         b = torch.randn(n, n, generator=g, device=dev, dtype=dtype)
-        best = _times(partial(torch.mm, a, b), sync, sizes["repeats"])[0]
+        best = timing.times(partial(torch.mm, a, b), sizes["repeats"], sync=sync)[0]
         peak = max(peak, 2 * n**3 / best / 1e12)
         tick(f"matmul {n}×{n}×{n}")
     numel = sizes["copy_mib"] * 2**20 // nbytes
     src = torch.ones(numel, dtype=dtype, device=dev)
     dst = torch.empty_like(src)
-    best = _times(partial(dst.copy_, src), sync, sizes["repeats"])[0]
+    best = timing.times(partial(dst.copy_, src), sizes["repeats"], sync=sync)[0]
     tb_s = 2 * numel * nbytes / best / 1e12  # read src + write dst
     tick(f"copy {sizes['copy_mib']} MiB")
     del src, dst
@@ -386,7 +374,7 @@ def measure_machine(sizes: dict | None = None, device=None, refresh: bool = Fals
     points = []
     for m in sizes["skinny_m"]:
         x = torch.randn(m, k, generator=g, device=dev, dtype=dtype)
-        times = _times(partial(torch.mm, x, w), sync, sizes["repeats"])
+        times = timing.times(partial(torch.mm, x, w), sizes["repeats"], sync=sync)
         op = matmul(m, k, k, nbytes, name=f"{m} tokens × ({k}×{k})")
         if m == min(sizes["skinny_m"]):  # the matrix-vector read: a bandwidth measurement
             tb_s = max(tb_s, op.bytes / times[0] / 1e12)

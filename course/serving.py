@@ -37,7 +37,6 @@ prefill pauses the running batch: the interference disaggregation removes).
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -47,6 +46,7 @@ import numpy as np
 import torch
 
 from course.presets import preset
+from course.timing import one_thread
 
 # ----------------------------------------------------------------------------- requests
 
@@ -117,18 +117,6 @@ def workload(n_requests: int | None = None, rate: float | None = None,
 
 
 # ------------------------------------------------------------------------ model steps
-
-
-@contextlib.contextmanager
-def one_thread():
-    """subtle: the toy's 64-wide matmuls run faster on one thread than two (and a second
-    thread spins on a busy machine); restore the setting afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @torch.no_grad()

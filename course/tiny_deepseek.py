@@ -17,7 +17,6 @@ Left out: multi-GPU anything; timings are this machine's and noisy.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 from dataclasses import asdict, dataclass, replace
@@ -29,6 +28,7 @@ from course import data
 from course.device import size as current_size
 from course.model import TinyConfig, TinyLM
 from course.presets import preset
+from course.timing import one_thread
 
 TRAIN_KEYS = ("steps", "batch", "lr", "warmup", "prompts", "new_tokens")
 #: variant -> (what changes, the notebook that explains the component)
@@ -181,19 +181,6 @@ class Row:
 # ------------------------------------------------------------------------------ running
 
 
-@contextlib.contextmanager
-def _one_thread(enabled: bool):
-    """subtle: on a CPU, 64-wide matmuls run faster on one thread than on two (and the
-    second thread spins when the machine is busy); restore the setting afterwards."""
-    before = torch.get_num_threads()
-    if enabled:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 _RUNS: dict[tuple, tuple] = {}
 
 
@@ -208,7 +195,7 @@ def train(variant: str = "full", size: str | None = None, seed: int = 0, on_step
     key = (json.dumps(cfg.to_dict(), sort_keys=True), json.dumps(t, sort_keys=True), seed)
     if cache and key in _RUNS:
         return _RUNS[key][0]
-    with _one_thread(True):
+    with one_thread():
         res = train_lm(cfg, steps=t["steps"], batch_size=t["batch"], lr=t["lr"], seed=seed,
                        warmup=t["warmup"], on_step=on_step)
     _RUNS[key] = (res, None)
@@ -223,7 +210,7 @@ def measure(variant: str = "full", size: str | None = None, seed: int = 0, on_st
     model, (_, t) = res.model, settings(size)
     prompt = torch.tensor([data.tokenizer().encode("the green forest has")])
     total, active = count_params(model)
-    with _one_thread(True):
+    with one_thread():
         row = Row(variant, *VARIANTS[variant], val_loss=res.val_loss,
                   kv_bytes_per_token=kv_bytes_per_token(model, prompt, 8),
                   kv_formula=kv_formula(model.cfg), total_params=total, active_params=active,
@@ -272,7 +259,7 @@ def continue_text(model: TinyLM, text: str, new_tokens: int = 12,
     tok = data.tokenizer()
     idx = torch.tensor([tok.encode(text)])
     tick(0, 2, f"decoding {new_tokens} words plainly")
-    with _one_thread(True):
+    with one_thread():
         plain = generate(model, idx, new_tokens)[0, idx.shape[1]:].tolist()
     words = tok.words
     if not model.cfg.mtp_depth:
@@ -281,7 +268,7 @@ def continue_text(model: TinyLM, text: str, new_tokens: int = 12,
         from course.speculative import speculative_generate
 
         tick(1, 2, f"decoding {new_tokens} words with MTP drafts")
-        with _one_thread(True):
+        with one_thread():
             run = speculative_generate(model, idx, new_tokens)
         spec, steps = run.tokens[0, idx.shape[1]:].tolist(), run.main_steps
         hits = {d.position - idx.shape[1] for d in run.drafts if d.accepted}
