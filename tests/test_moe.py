@@ -360,3 +360,76 @@ def test_capacity_sweep_needs_a_model():
     run = moe.train("none", steps=60)
     with pytest.raises(ValueError, match="kept no model"):
         moe.capacity_sweep(run.truncated(30), [1.0])
+
+
+# ----------------------------------------------------- sequence-wise loss, specialisation
+
+
+def test_sequence_balance_loss_is_the_per_sequence_loss_averaged():
+    g = torch.Generator().manual_seed(3)
+    B, T, E, k = 3, 10, 8, 2
+    scores = torch.rand(B * T, E, generator=g)
+    idx = scores.topk(k, -1).indices
+    got = moe.sequence_balance_loss(scores, idx, "sigmoid", T)
+    # V3 eq. 17-20 written out per sequence: f_i = N/(K T) * count, P_i = mean s'_i
+    per_seq = []
+    for b in range(B):
+        s, i = scores[b * T:(b + 1) * T], idx[b * T:(b + 1) * T]
+        f = torch.tensor([(i == e).sum().item() * E / (k * T) for e in range(E)])
+        p = (s / s.sum(-1, keepdim=True)).mean(0)
+        per_seq.append((f * p).sum())
+    torch.testing.assert_close(got, torch.stack(per_seq).mean())
+    # one sequence: the batch-wise loss
+    torch.testing.assert_close(moe.sequence_balance_loss(scores, idx, "sigmoid", B * T),
+                               moe.balance_loss(scores, idx, "sigmoid"))
+
+
+def test_batch_balanced_can_be_sequence_collapsed():
+    # two sequences, each entirely on its own expert (a "domain" each): even over the batch
+    scores = torch.eye(2)[[0] * 4 + [1] * 4]
+    idx = scores.argmax(-1, keepdim=True)
+    assert moe.balance_loss(scores, idx, "softmax").item() == pytest.approx(1.0)
+    assert moe.sequence_balance_loss(scores, idx, "softmax", 4).item() == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="sequences of 3"):
+        moe.sequence_balance_loss(scores, idx, "softmax", 3)
+
+
+def test_moe_layer_uses_the_sequence_wise_loss_when_asked():
+    torch.manual_seed(0)
+    layer = moe.MoE(moe_cfg(score_func="sigmoid", extra=dict(aux_scope="sequence")))
+    x = torch.randn(4, 6, 16)
+    layer(x)
+    _, idx, scores = layer.gate(x.reshape(-1, 16))
+    torch.testing.assert_close(layer.aux_loss,
+                               moe.sequence_balance_loss(scores, idx, "sigmoid", 6))
+    with pytest.raises(ValueError, match="aux_scope"):
+        moe.MoE(moe_cfg(extra=dict(aux_scope="token")))
+
+
+def test_mutual_information_closed_forms():
+    assert moe.mutual_information(np.ones((4, 8))) == pytest.approx(0.0, abs=1e-12)
+    assert moe.mutual_information(np.eye(4) * 7) == pytest.approx(2.0)  # log2 4
+    # kind determines one of 2 experts; experts shared by 2 kinds each: I = H(expert) = 1
+    assert moe.mutual_information(np.array([[5, 0], [5, 0], [0, 5], [0, 5]])) == \
+        pytest.approx(1.0)
+    rng = np.random.default_rng(0)
+    t = rng.integers(0, 20, size=(5, 6)).astype(float)
+    p = t / t.sum()
+    h = lambda q: -(q[q > 0] * np.log2(q[q > 0])).sum()  # noqa: E731
+    assert moe.mutual_information(t) == pytest.approx(h(p.sum(1)) + h(p.sum(0)) - h(p))
+    with pytest.raises(ValueError):
+        moe.mutual_information(np.zeros((2, 2)))
+
+
+def test_kind_counts_match_the_held_out_tokens():
+    from course import data
+
+    run = moe.train("none", steps=30, score_func="sigmoid", top_k=2)
+    counts = run.val_kinds[0]
+    val, seq = data.split()[1], preset("tiny_lm")["seq_len"]
+    n = min(64, len(val) // seq)
+    kinds = moe._kind_of_token()[val[: n * seq]]
+    per_kind = np.bincount(kinds.numpy(), minlength=len(moe.kinds())) * 2  # k = 2 slots
+    np.testing.assert_array_equal(counts.sum(1), per_kind)
+    np.testing.assert_allclose(counts.sum(0) / counts.sum(), run.val_load[0])
+    assert moe.kinds()[-2:] == ("end of sentence", "function word")

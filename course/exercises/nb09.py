@@ -1,5 +1,6 @@
 """Exercises of notebook 09 · Balancing without an auxiliary loss."""
 
+import numpy as np
 import torch
 
 from course import moe
@@ -70,4 +71,28 @@ register(Exercise(
            "update? A list of their indices, smallest first.",
     hint="The mean load is 15.",
     expected=_bias_rises, wrong=[0],  # the overloaded one, backwards
+))
+
+
+def mutual_information(joint) -> float:
+    p = joint / joint.sum()  # joint probability of (kind, expert)
+    pk, pe = p.sum(1, keepdims=True), p.sum(0, keepdims=True)  # the two marginals
+    nz = p > 0  # 0 log 0 = 0
+    return float((p[nz] * np.log2(p[nz] / (pk * pe)[nz])).sum())
+
+
+def _mi_cases() -> list[tuple]:
+    rng = np.random.default_rng(0)
+    return [(np.eye(4) * 7,), (np.ones((3, 5)),),
+            (np.array([[5.0, 0], [5, 0], [0, 5], [0, 5]]),),
+            (rng.integers(0, 30, size=(10, 16)).astype(float),)]
+
+
+register(Exercise(
+    name="09.mutual_information", notebook="09",
+    prompt="I(kind; expert) in bits from a (kinds, experts) table of routing counts.",
+    hint="Normalise to p(k, e); sum p(k, e) · log2(p(k, e) / (p(k) p(e))) over the non-zero "
+         "cells.",
+    reference=mutual_information, cases=_mi_cases, oracle=moe.mutual_information,
+    wrong=lambda joint: mutual_information(joint) * np.log(2),  # nats, not bits
 ))

@@ -79,3 +79,36 @@ def capacity_curves(sweeps: dict, title: str = "Capacity factor: what is dropped
     fig.update_xaxes(title_text="capacity factor (× the balanced share)", type="log")
     fig.update_yaxes(tickformat=".0%", rangemode="tozero")
     return fig
+
+
+def seed_bars(spec, title: str = "Specialisation and balance over seeds") -> go.Figure:
+    """For a `moe.Specialisation`: per method, I(kind; expert) and held-out MaxVio, each a
+    bar at the mean over seeds with a min–max error bar."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12, subplot_titles=(
+        "I(word kind; expert), bits", "held-out MaxVio"))
+    for col, values in ((1, spec.mi), (2, spec.max_vio)):
+        mean = values.mean(1)
+        fig.add_bar(x=spec.methods, y=mean, row=1, col=col, showlegend=False,
+                    marker_color=[SEQUENCE[i % len(SEQUENCE)] for i in range(len(mean))],
+                    error_y=dict(type="data", symmetric=False, array=values.max(1) - mean,
+                                 arrayminus=mean - values.min(1)),
+                    hovertemplate="%{x}: mean %{y:.3f}<extra></extra>")
+    fig.update_layout(template=figure().layout.template, height=380, width=WIDTH,
+                      title=f"{title} ({len(spec.seeds)} seeds, {spec.steps} steps; "
+                            "bars: mean, whiskers: min–max)")
+    return fig
+
+
+def kind_expert_heatmap(joint, kinds, title: str = "Where each kind of word goes"
+                        ) -> go.Figure:
+    """Heat map of a (kinds, E) table of routing slots, each row as shares of that kind."""
+    joint = np.asarray(joint, dtype=float)
+    share = joint / np.maximum(joint.sum(1, keepdims=True), 1)
+    fig = figure(title, "expert", "", height=380)
+    fig.add_heatmap(z=share, x=np.arange(joint.shape[1]), y=list(kinds), colorscale="Blues",
+                    zmin=0, colorbar=dict(title="share", tickformat=".0%"),
+                    hovertemplate="%{y} → expert %{x}: %{z:.0%}<extra></extra>")
+    fig.update_xaxes(dtick=1)
+    return fig
