@@ -177,15 +177,15 @@ def simulate(schedule: str, stages: int, microbatches: int, f: float = 1.0, b: f
     events = _run(programs, place, positions, durations, comm, offset)
     tl = timeline_from_events(schedule, stages, microbatches, events, len(programs),
                               times=dict(f=f, b=b, w=w, fb=fb, comm=comm), virtual=virtual)
-    tl.sends = _sends(programs, place, positions)
+    tl.sends = _sends(place, microbatches)
     return tl
 
 
-def _sends(programs, place, positions: int) -> int:
-    """Data dependencies whose producer sits on another device: each is one p2p message."""
-    return sum(place[dep[0]][dep[1]] != d for d, prog in enumerate(programs)
-               for _, tasks in prog for task in tasks for dep in _deps(task, positions - 1)
-               if dep[3] != "W")
+def _sends(place, microbatches: int) -> int:
+    """p2p messages: along each chain, every boundary between positions on different devices
+    carries each of its micro-batches once forward (activations) and once back (gradients)."""
+    per_chain = microbatches // len(place)  # DualPipe: half the micro-batches each way
+    return sum(2 * per_chain * sum(a != b for a, b in zip(chain, chain[1:])) for chain in place)
 
 
 def timeline_from_events(schedule: str, stages: int, microbatches: int, events: list[Event],
