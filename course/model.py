@@ -195,10 +195,13 @@ class TinyLM(nn.Module):
 
     def mtp_forward(self, hidden: torch.Tensor, idx: torch.Tensor) -> list[torch.Tensor]:
         """Sequential MTP (DeepSeek-V3 eq. 21-23). Depth k at position i combines h^{k-1}_i
-        with the embedding of token t_{i+k} and predicts t_{i+k+1}."""
+        with the embedding of token t_{i+k} and predicts t_{i+k+1}. With
+        cfg.extra["mtp_heads"] == "parallel" every depth reads `hidden` (course.mtp)."""
         logits, h = [], hidden
+        parallel = self.cfg.extra.get("mtp_heads") == "parallel"  # course.mtp: Gloeckle et al.
         for k, module in enumerate(self.mtp, start=1):
-            h = module(h[:, : idx.shape[1] - k], self.embed(idx[:, k:]))
+            h = module((hidden if parallel else h)[:, : idx.shape[1] - k],
+                       self.embed(idx[:, k:]))
             logits.append(self.head(self.norm(h)))
         return logits
 

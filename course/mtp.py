@@ -7,6 +7,13 @@ see `TinyLM.mtp_forward`). The loss is L_MTP = lambda/D * sum_k CE_k (eq. 24-25,
 `TinyLM._losses`). DeepSeek's released weights give each MTP module its own final norm
 before the shared head; the course shares the main model's final norm (a gain vector).
 
+Parallel heads (Gloeckle et al. 2024, "Better & faster large language models via
+multi-token prediction", §2): with `heads="parallel"` (`cfg.extra["mtp_heads"]`) depth k
+reads the main model's last hidden state h_i directly, M_k = RMSNorm then a d x d
+projection, then its own block: each head predicts t_{i+k+1} independently from the trunk,
+with no previous depth and no embedding of the next token. Same blocks, d*d fewer
+parameters per depth (the embedding half of M_k). `compare_heads` trains both.
+
 Also here: training the course's one model with and without MTP (cached by its settings),
 and the teacher-forced accuracy of each depth on held-out text. Speculative decoding with
 the MTP module as the draft is in `course.speculative`.
@@ -23,15 +30,23 @@ from torch import nn
 from course.attention import RMSNorm
 from course.runcache import RunCache
 
+HEADS = ("sequential", "parallel")
+
 
 class MTPModule(nn.Module):
-    """One MTP depth: projection M_k (d x 2d) of the two normalised inputs, then one block."""
+    """One MTP depth: projection M_k (d x 2d) of the two normalised inputs, then one block.
+    With cfg.extra["mtp_heads"] == "parallel": M_k (d x d) of the trunk's state alone."""
 
     def __init__(self, cfg, block: nn.Module):
         super().__init__()
         d = cfg.d_model
-        self.hnorm, self.enorm = RMSNorm(d), RMSNorm(d)
-        self.proj = nn.Linear(2 * d, d, bias=False)  # M_k in R^{d x 2d}
+        self.heads = (getattr(cfg, "extra", None) or {}).get("mtp_heads", "sequential")
+        if self.heads not in HEADS:
+            raise ValueError(f"mtp_heads must be sequential or parallel, not {self.heads!r}.")
+        self.parallel = self.heads == "parallel"
+        self.hnorm = RMSNorm(d)
+        self.enorm = None if self.parallel else RMSNorm(d)
+        self.proj = nn.Linear(d if self.parallel else 2 * d, d, bias=False)  # M_k
         self.block = block
 
     def new_cache(self):
@@ -42,6 +57,8 @@ class MTPModule(nn.Module):
         """h (B, T', d) from the previous depth, emb (B, T', d) of tokens k ahead -> (B, T', d).
 
         With `cache`, the T' positions continue the ones already in the cache (decoding)."""
+        if self.parallel:  # an independent head: the trunk's state only
+            return self.block(self.proj(self.hnorm(h)), cache)[0]
         x = self.proj(torch.cat([self.hnorm(h), self.enorm(emb)], dim=-1))  # eq. 21
         return self.block(x, cache)[0]  # eq. 22: TRM_k
 
@@ -51,10 +68,11 @@ RUNS = RunCache(16)
 
 
 def train(depth: int = 1, lam: float = 0.3, steps: int | None = None, seed: int = 0,
-          progress=None):
-    """The course's one model trained with `depth` MTP modules and loss weight `lam`.
+          progress=None, heads: str = "sequential"):
+    """The course's one model trained with `depth` MTP modules and loss weight `lam`;
+    `heads="parallel"` makes them independent heads on the trunk (see the module docstring).
 
-    Cached by (depth, lam rounded to 0.01, steps, seed): a slider that comes back to a
+    Cached by (depth, lam rounded to 0.01, steps, seed[, "parallel"]): a slider that comes back to a
     setting reuses the trained model. `progress(done, total, text)` is called every step
     of a run that is not cached (see `course.widgets`). Returns `course.train.TrainResult`."""
     from course.presets import preset
@@ -64,13 +82,19 @@ def train(depth: int = 1, lam: float = 0.3, steps: int | None = None, seed: int 
         raise ValueError("The MTP depth must be 0, 1 or 2.")
     if not 0.0 <= lam <= 10.0:
         raise ValueError("The MTP loss weight lambda must be between 0 and 10.")
+    if heads not in HEADS:
+        raise ValueError(f"heads must be sequential or parallel, not {heads!r}.")
+    heads = heads if depth else "sequential"
     steps = int(steps or preset("mtp")["steps"])
     lam = round(float(lam), 2) if depth else 0.0
-    label = (f"training with MTP depth {depth}, λ = {lam:g}" if depth else
+    kind = " (parallel heads)" if heads == "parallel" else ""
+    label = (f"training with MTP depth {depth}{kind}, λ = {lam:g}" if depth else
              "training without MTP")
-    return RUNS.get((int(depth), lam, steps, int(seed)), lambda: train_lm(
-        tiny_config(mtp_depth=int(depth), mtp_lambda=lam), steps=steps, seed=int(seed),
-        progress=progress, label=label))
+    extra = {"mtp_heads": "parallel"} if heads == "parallel" else {}
+    key = (int(depth), lam, steps, int(seed)) + ((heads,) if heads == "parallel" else ())
+    return RUNS.get(key, lambda: train_lm(
+        tiny_config(mtp_depth=int(depth), mtp_lambda=lam, extra=extra), steps=steps,
+        seed=int(seed), progress=progress, label=label))
 
 
 @dataclass
@@ -102,6 +126,34 @@ def depth_accuracy(model, stream: torch.Tensor, seq_len: int, max_windows: int =
         agree.append((guess == main[:, k:]).float().mean().item())
     model.train()
     return DepthAccuracy((main == y).float().mean().item(), depth, agree)
+
+
+@dataclass
+class HeadsComparison:
+    heads: tuple  # ("sequential", "parallel")
+    val_loss: dict  # heads -> the main model's held-out next-token loss
+    accuracy: dict  # heads -> DepthAccuracy (teacher-forced, held-out)
+    params: dict  # heads -> parameters of the MTP modules
+    baseline_loss: float  # the same model trained without MTP
+
+
+def compare_heads(depth: int = 2, lam: float = 0.3, steps: int | None = None, seed: int = 0,
+                  progress=None) -> HeadsComparison:
+    """Train DeepSeek's sequential MTP modules and independent parallel heads at the same
+    depth, blocks and loss weight (cached runs) and measure on held-out text each depth's
+    agreement with the main model (greedy acceptance if earlier tokens were right) and the
+    main model's loss, next to the same model without MTP."""
+    from course import data
+
+    val = data.split()[1]
+    loss, acc, params = {}, {}, {}
+    for heads in HEADS:
+        res = train(depth, lam, steps, seed, progress, heads=heads)
+        loss[heads] = res.val_loss
+        acc[heads] = depth_accuracy(res.model, val, res.model.cfg.seq_len)
+        params[heads] = sum(p.numel() for p in res.model.mtp.parameters())
+    base = train(0, steps=steps, seed=seed, progress=progress).val_loss
+    return HeadsComparison(HEADS, loss, acc, params, base)
 
 
 def _corpus_lists() -> dict[str, set]:
@@ -175,6 +227,10 @@ def speculate(model, prompt_list: list[torch.Tensor], new_tokens: int = 30,
     import time
 
     from course.data import tokenizer
+
+    if getattr(model.mtp[0], "parallel", False):
+        raise ValueError("Speculative decoding here drafts with sequential MTP modules; this "
+                         "model has parallel heads (use depth_accuracy to compare them).")
     from course.model import generate
     from course.speculative import speculative_generate
 

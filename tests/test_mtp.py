@@ -205,3 +205,42 @@ def test_widget_moves_from_the_browser_train_in_the_background_with_progress(mon
     seen.clear()
     live.apply(lam=0.3)  # back to a setting seen before: cached, no progress shown
     assert seen == [] and live.result["spec"] is widget.SPECS.get((1, 0.3, 0.0, sizes), None)[1]
+
+
+# ------------------------------------------------- parallel heads (Gloeckle et al. 2024)
+
+
+def test_parallel_heads_read_only_the_trunk_up_to_i():
+    model = tiny(2, extra={"mtp_heads": "parallel"})
+    idx = torch.randint(0, 20, (1, 12), generator=torch.Generator().manual_seed(1))
+    out = model(idx)
+    base = model.mtp_forward(out.hidden, idx)
+    i = 4
+    for k in (1, 2):  # head k at position i reads t_0..t_i only, predicts t_{i+k+1}
+        at = idx.clone()
+        at[0, i + 1] = (at[0, i + 1] + 1) % 20  # a token the sequential module would see
+        torch.testing.assert_close(model.mtp_forward(model(at).hidden, at)[k - 1][0, i],
+                                   base[k - 1][0, i])
+        # head k = its own block on M_k RMSNorm(h_i): no previous depth, no embedding
+        m = model.mtp[k - 1]
+        rms = out.hidden / out.hidden.pow(2).mean(-1, keepdim=True).add(1e-6).sqrt()
+        h = m.block(rms[:, : 12 - k] @ m.proj.weight.T)[0]
+        torch.testing.assert_close(model.head(model.norm(h)), base[k - 1])
+    seq = tiny(2)
+    d = 32  # same blocks; the parallel M_k lacks the embedding half (d x d) and its norm
+    assert (sum(p.numel() for p in seq.mtp.parameters())
+            - sum(p.numel() for p in model.mtp.parameters())) == 2 * (d * d + d)
+
+
+def test_compare_heads_measures_both_kinds_at_the_same_depth(monkeypatch):
+    run = mtp.compare_heads(depth=2, steps=20)
+    assert set(run.accuracy) == {"sequential", "parallel"}
+    assert (2, 0.3, 20, 0) in mtp.RUNS and (2, 0.3, 20, 0, "parallel") in mtp.RUNS
+    par = mtp.RUNS.get((2, 0.3, 20, 0, "parallel"), None).model
+    assert all(m.parallel for m in par.mtp)
+    acc = mtp.depth_accuracy(par, data.split()[1], par.cfg.seq_len)
+    assert acc.agrees_with_main == run.accuracy["parallel"].agrees_with_main
+    with pytest.raises(ValueError, match="parallel heads"):
+        mtp.speculate(par, mtp.prompts(1, 4), new_tokens=2)
+    with pytest.raises(ValueError, match="sequential or parallel"):
+        mtp.train(1, heads="tree")
