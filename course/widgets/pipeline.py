@@ -35,7 +35,7 @@ def _summary(tl) -> str:
     dict(schedule="1f1b"), dict(schedule="gpipe", microbatches=12), dict(schedule="zb1p"),
     dict(schedule="dualpipe", stages=8, microbatches=20), dict(stages=6, microbatches=24),
     dict(schedule="dualpipev"), dict(w=0.5), dict(fb=2.9), dict(f=1.4, fb=3.2),
-    dict(schedule="interleaved", microbatches=16, virtual=2),
+    dict(schedule="interleaved", stages=8, microbatches=16, virtual=2),
     dict(schedule="interleaved", stages=16, microbatches=64, virtual=4),
     dict(stages=8, microbatches=20, schedule="dualpipe", w=1.0, fb=2.5)])
 def pipeline_gantt(schedule: str = "dualpipe", stages: int = 8, microbatches: int = 20
