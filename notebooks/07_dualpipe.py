@@ -12,12 +12,13 @@
 # # 07 · DualPipe and pipeline bubbles
 #
 # > **You will** watch a pipeline of GPUs sit idle, then remove most of that
-# > idle time step by step: 1F1B, zero-bubble and DeepSeek's DualPipe. Every
+# > idle time step by step: 1F1B, zero-bubble, Megatron-LM's interleaving and
+# > DeepSeek's DualPipe and DualPipeV. Every
 # > chart comes from a real simulation of the schedule, checked against the
 # > published formulas, and run with times measured on your own machine.
 # > **Before this:** [04 · Parallelism](04_parallelism.ipynb) (pipeline
 # > parallelism) and [02 · Backprop](02_backprop.ipynb) (forward and backward).
-# > **Time:** about 25 minutes.
+# > **Time:** about 35 minutes.
 #
 # Pipeline parallelism cuts the model's layers into **stages**, one per device
 # (DeepSeek-V3 uses 16). A batch is split into **micro-batches** that flow
