@@ -47,3 +47,19 @@ def tokens_per_step(rows: dict) -> go.Figure:
     fig.add_hline(y=1.0, line_color=COLORS["bad"], line_dash="dot",
                   annotation_text="plain decoding")
     return fig
+
+
+def heads_by_depth(comparison, title: str = "Sequential MTP modules vs parallel heads"
+                   ) -> go.Figure:
+    """Grouped bars for a `mtp.HeadsComparison`: per depth, how often each kind's guess
+    agrees with the main model's (teacher-forced, held-out)."""
+    fig = figure(title, "depth k (predicts the token k + 1 ahead)",
+                 "agrees with the main model")
+    for i, heads in enumerate(comparison.heads):
+        agree = comparison.accuracy[heads].agrees_with_main
+        fig.add_bar(x=[str(k) for k in range(1, len(agree) + 1)], y=agree, name=heads,
+                    marker_color=SEQUENCE[i % len(SEQUENCE)],
+                    hovertemplate="depth %{x}: %{y:.1%}<extra>" + heads + "</extra>")
+    fig.update_yaxes(tickformat=".0%", range=[0, 1])
+    fig.update_layout(barmode="group")
+    return fig
