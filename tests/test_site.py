@@ -25,6 +25,7 @@ from pathlib import Path
 from urllib.parse import unquote, urldefrag, urlparse
 
 import pytest
+from browser_support import CHROMIUM, FLAGS, require_browser
 
 from course import site
 
@@ -176,7 +177,8 @@ def test_workflow_runs_the_commands_of_ci_run_and_publishes_the_site():
     assert got == want, f"{name} must run .ci/run's commands, in order"
     env = {**flow.get("env", {}), **test.get("env", {})}
     assert {k: str(env.get(k)) for k in exports} == exports
-    assert "python -m course.site" in want and "python -m pytest" in want
+    assert "python -m course.site" in want
+    assert {'python -m pytest -m "not browser"', "python -m pytest -m browser"} <= set(want)
     # Publishing: the built site goes to GitHub Pages, only from pushes to main.
     upload = [s for s in steps if s.get("uses", "").startswith("actions/upload-pages-artifact")]
     assert upload and upload[0]["with"]["path"] == "build/site"
@@ -188,32 +190,10 @@ def test_workflow_runs_the_commands_of_ci_run_and_publishes_the_site():
 
 # ----------------------------------------------------------------------------- the browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--no-first-run"]
-
-
-def _require_browser():
-    """The browser tests' rule: skip with the reason, or fail when COURSE_REQUIRE_BROWSER=1."""
-    reasons = []
-    if not CHROMIUM.exists():
-        reasons.append("Chromium is not at /usr/bin/chromium (apt-get install chromium)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        reasons.append("the playwright package is not installed")
-    if reasons:
-        message = "; ".join(reasons)
-        if os.environ.get("COURSE_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"COURSE_REQUIRE_BROWSER=1 but {message}")
-        pytest.skip(message)
-
-
 @pytest.fixture(scope="session")
 def built(tmp_path_factory):
     """The whole site, built once per session; executed notebooks come from the cache."""
-    _require_browser()
+    require_browser()
     only = os.environ.get("COURSE_SITE_ONLY", "").split() or None  # e.g. "00 07" while editing
     if os.environ.get("COURSE_SITE_DIR"):  # check a site already built, as it is
         out = Path(os.environ["COURSE_SITE_DIR"]).resolve()
