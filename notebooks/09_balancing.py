@@ -251,10 +251,10 @@ print("sequence vs batch aux, I(kind; expert) over seeds:",
 #
 # ## 7. Try it yourself
 #
-# * Pick `aux` and sweep α from 0.0001 to 1. The slider's α weights the
-#   **batch-wise** loss of section 2 (DeepSeek-V3's 0.0001 weights the
-#   sequence-wise one of section 6). When does MaxVio drop, and what happens to
-#   the loss?
+# * Pick `aux` and sweep α from 0.0001 to 1. With `aux` the slider's α weights
+#   the **batch-wise** loss of section 2; DeepSeek-V3's 0.0001 weights the
+#   sequence-wise one of section 6 (pick `sequence aux` to compare like with
+#   like). When does MaxVio drop, and what happens to the loss?
 # * Pick `bias` and sweep γ. Where is the sweet spot for 150 steps? For 60?
 
 # %%

@@ -264,6 +264,10 @@ def test_balancing_widget_disables_the_knob_that_cannot_act(short_moe):
     run = live.result["run"]
     live.apply(gamma=0.1)  # γ cannot act with aux: the same (cached) run
     assert live.result["run"] is run
+    live.apply(method="sequence aux")  # the same α, V3's sequence-wise loss: another run
+    assert not c["alpha"].disabled and live.result["run"] is not run
+    assert live.result["run"].settings["aux_scope"] == "sequence"
+    assert "aux_scope" not in run.settings  # the batch-wise default
     live.apply(method="none")
     assert c["alpha"].disabled and c["gamma"].disabled
     assert live.fig.data[1].visible is False  # not the same curve twice, labelled "none"

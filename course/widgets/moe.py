@@ -68,12 +68,17 @@ GAMMAS = (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1)
 
 def balancing(method: str, alpha: float, gamma: float, steps: int, progress=None) -> dict:
     """One run with the chosen balancing, and the unbalanced run for comparison (the same
-    run when `method` is "none"). Only the knob of the chosen method matters."""
-    kw = {"none": {}, "aux": dict(alpha=float(alpha)), "bias": dict(gamma=float(gamma))}
+    run when `method` is "none"). Only the knob of the chosen method matters: α weights
+    the batch-wise aux loss ("aux") or DeepSeek-V3's sequence-wise one ("sequence aux")."""
+    kw = {"none": ("none", {}), "aux": ("aux", dict(alpha=float(alpha))),
+          "sequence aux": ("aux", dict(alpha=float(alpha), aux_scope="sequence")),
+          "bias": ("bias", dict(gamma=float(gamma)))}
     if method not in kw:
-        raise ValueError(f"balancing must be one of none, aux or bias, not {method!r}.")
+        raise ValueError("balancing must be one of none, aux, sequence aux or bias, not "
+                         f"{method!r}.")
     base = moe.train("none", steps=int(steps), progress=progress, **ROUTER)
-    run = moe.train(method, steps=int(steps), progress=progress, **kw[method], **ROUTER)
+    balance, settings = kw[method]
+    run = moe.train(balance, steps=int(steps), progress=progress, **settings, **ROUTER)
     return dict(run=run, base=base, method=method)
 
 
@@ -101,8 +106,8 @@ def _active_knobs(values: dict) -> dict[str, str]:
     """The balancing knob that cannot act with the chosen method, and why."""
     method = values["method"]
     off = {}
-    if method != "aux":
-        off["alpha"] = "α weights the auxiliary loss: pick aux to use it"
+    if method not in ("aux", "sequence aux"):
+        off["alpha"] = "α weights the auxiliary loss: pick aux or sequence aux to use it"
     if method != "bias":
         off["gamma"] = "γ is the bias step: pick bias to use it"
     return off
@@ -115,14 +120,15 @@ def _choice_slider(description: str, options, value) -> W.SelectionSlider:
 
 
 @register_bench("moe_balancing", notebook="09", sweep=lambda: [
-    dict(method="aux", alpha=0.1), dict(method="bias", gamma=0.01), dict(steps=90)],
+    dict(method="aux", alpha=0.1), dict(method="sequence aux", alpha=0.1),
+    dict(method="bias", gamma=0.01), dict(steps=90)],
     clear=moe.RUNS.clear)
 def balancing_explorer() -> LiveFigure:
     """Dropdown + alpha/gamma sliders -> MaxVio over training against no balancing. Opens
     on the notebook's bias run (γ = 0.003), which Run All has already trained."""
     p = preset("moe")
     controls = dict(
-        method=dropdown("balancing", ["bias", "aux", "none"], "bias"),
+        method=dropdown("balancing", ["bias", "aux", "sequence aux", "none"], "bias"),
         alpha=_choice_slider("aux α", ALPHAS, 0.1),
         gamma=_choice_slider("bias γ", GAMMAS, 0.003),
         steps=slider("steps", 30, MAX_STEPS, p["steps"], step=moe.CHECKPOINT_EVERY, slow=True),
