@@ -223,12 +223,15 @@ def test_background_errors_are_sentences(caplog):
     assert live.progress_box.layout.display == "none"
 
 
-def test_inactive_controls_are_disabled_with_a_reason():
-    live = _widget(lambda a, b: a + b,
-                   active=lambda v: {"b": "b only acts when a > 5"} if v["a"] <= 5 else {})
-    assert live.controls["b"].disabled and "b only acts" in live.hint.value
+def test_controls_that_cannot_act_are_disabled_with_a_reason():
+    from course.widgets.gates import Rule, gate
+
+    controls = dict(a=slider("a", 0, 10, 1), b=slider("b", 0, 10, 1))
+    hint = gate(controls, Rule(("b",), lambda v: v["a"] > 5, "b only acts when a > 5"))
+    live = LiveFigure(controls, lambda a, b: a + b, None, extra=[hint])
+    assert controls["b"].disabled and "b only acts" in hint.value
     live.apply(a=6)
-    assert not live.controls["b"].disabled and live.hint.value == ""
+    assert not controls["b"].disabled and hint.value == "" and live.result == 7
 
 
 def test_a_silent_slow_compute_still_shows_that_it_works():

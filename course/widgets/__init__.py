@@ -21,8 +21,8 @@ until the new result is ready, and a change made during a run stops that run at 
 with `live.wait()`; tests simulate a browser change with `control.set_state({"value": x})`
 (or `{"index": i}` for a dropdown or selection slider), then call `live.wait()`.
 
-`active(values) -> {control name: reason}` (optional) names the controls that cannot act
-at the current values: they are disabled and the reasons shown in one line.
+Controls that cannot act at the current values are disabled, with a one-line reason, by
+`course.widgets.gates.gate` (its hint line goes in `extra`).
 
 Each idea's widget builders live in `course/widgets/<idea>.py` and register themselves
 with `register_bench` so `python -m course.bench` times them.
@@ -141,17 +141,14 @@ class LiveFigure:
     def __init__(self, controls: dict[str, W.ValueWidget], compute: Callable[..., Any],
                  draw: Callable[[go.FigureWidget, Any], None] | None,
                  figure: go.Figure | None = None, summary: Callable[[Any], str] | None = None,
-                 extra: list | None = None, progress: bool = False,
-                 active: Callable[[dict], dict[str, str]] | None = None):
+                 extra: list | None = None, progress: bool = False):
         self.controls = controls
         self.compute = compute
         self.draw = draw
         self.summarise = summary
-        self.active = active
         self.fig = Figure(figure) if figure is not None else None
         self.message = W.HTML(layout=W.Layout(min_height="1.5em"))
         self.summary = W.HTML()
-        self.hint = W.HTML()
         self.result: Any = None
         self.error: str | None = None
         self.traceback: str | None = None
@@ -173,8 +170,6 @@ class LiveFigure:
             control.observe(self._on_change, names="value")
         parts = [W.HBox(list(controls.values()), layout=W.Layout(flex_flow="row wrap")),
                  *(extra or [])]
-        if active is not None:
-            parts.append(self.hint)
         if progress:
             parts.append(self.progress_box)
         parts += [self.message, self.summary]
@@ -246,7 +241,6 @@ class LiveFigure:
         return generation != self._generation
 
     def _run(self, values: dict, generation: int) -> Any:
-        self._show_active(values)
         kwargs = dict(values)
         if self.uses_progress:
             kwargs["progress"] = self._progress_callback(generation)
@@ -323,15 +317,6 @@ class LiveFigure:
     def _hide_progress(self) -> None:
         if not self._progress_hidden():
             self.progress_box.layout.display = "none"
-
-    def _show_active(self, values: dict) -> None:
-        if self.active is None:
-            return
-        inactive = self.active(values)
-        for name, control in self.controls.items():
-            control.disabled = name in inactive
-        reasons = html.escape(" · ".join(inactive.values()))
-        self.hint.value = f'<span style="color:#4a5568">{reasons}</span>' if inactive else ""
 
     # ------------------------------------------------------------------ controls
 

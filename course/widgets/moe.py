@@ -11,6 +11,7 @@ from course import moe
 from course.plots import moe as plots
 from course.presets import preset
 from course.widgets import LiveFigure, dropdown, log_slider, register_bench, slider
+from course.widgets.gates import Rule, gate
 
 #: Longest run a steps slider offers: a new setting then trains within ~5 s on one core
 #: (at most two runs in 09); shorter runs are cut from a cached longer one, free.
@@ -102,15 +103,12 @@ def _summary_balancing(result) -> str:
             f"{np.exp(run.val_loss):.2f})")
 
 
-def _active_knobs(values: dict) -> dict[str, str]:
-    """The balancing knob that cannot act with the chosen method, and why."""
-    method = values["method"]
-    off = {}
-    if method not in ("aux", "sequence aux"):
-        off["alpha"] = "α weights the auxiliary loss: pick aux or sequence aux to use it"
-    if method != "bias":
-        off["gamma"] = "γ is the bias step: pick bias to use it"
-    return off
+#: The balancing knob that cannot act with the chosen method, and why.
+BALANCING_RULES = (
+    Rule(("alpha",), lambda v: v["method"] in ("aux", "sequence aux"),
+         "α weights the auxiliary loss: pick aux or sequence aux to use it"),
+    Rule(("gamma",), lambda v: v["method"] == "bias", "γ is the bias step: pick bias to use it"),
+)
 
 
 def _choice_slider(description: str, options, value) -> W.SelectionSlider:
@@ -136,4 +134,4 @@ def balancing_explorer() -> LiveFigure:
     fig = plots.lines({"none": [0.0], "bias": [0.0]}, "MaxVio per batch (5-step mean)",
                       "MaxVio")
     return LiveFigure(controls, balancing, _draw_balancing, fig, summary=_summary_balancing,
-                      progress=True, active=_active_knobs)
+                      progress=True, extra=[gate(controls, *BALANCING_RULES)])
