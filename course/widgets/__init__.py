@@ -46,10 +46,12 @@ import numpy as np
 import plotly.graph_objects as go
 from traitlets import observe
 
+from course.plots import COLORS
+
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())  # silent unless the learner configures logging
 
-ERROR_STYLE = "color:#c53030"
+ERROR_STYLE = f"color:{COLORS['bad']}"
 
 
 class Superseded(Exception):

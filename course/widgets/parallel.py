@@ -9,8 +9,9 @@ import ipywidgets as W
 
 from course import parallel
 from course.configs import SHIPPED, gpu
+from course.plots import COLORS
 from course.plots.parallel import MEMORY_PARTS, per_gpu
-from course.widgets import LiveFigure, dropdown, register_bench, slider
+from course.widgets import ERROR_STYLE, LiveFigure, dropdown, register_bench, slider
 from course.widgets.gates import Rule, gate
 
 POW2 = [1, 2, 4, 8, 16, 32, 64, 128, 256]
@@ -41,7 +42,7 @@ def draw(fig, r: dict) -> None:
 
 def summary(r: dict) -> str:
     rep, total = r["replicas"], sum(r["memory"].values()) / 1e9
-    fits = "fits" if total <= r["gpu_gb"] else "<b style='color:#c53030'>does not fit</b>"
+    fits = "fits" if total <= r["gpu_gb"] else f"<b style='color:{COLORS['bad']}'>does not fit</b>"
     experts = (f", each expert {rep['expert_copies']}× ({rep['experts_per_gpu']} experts "
                f"per GPU)" if rep["experts_per_gpu"] else "")
     return (f"DP = {r['layout'].dp} · {rep['layers_per_stage']:.2f} layers per stage · "
@@ -61,7 +62,7 @@ def _run_button() -> tuple[W.Widget, W.HTML]:
         try:
             rows = parallel_run.compare(strategy.value, world=2)
         except (RuntimeError, ValueError) as err:
-            out.value = f'<span style="color:#c53030">⚠ {html.escape(str(err)[:300])}</span>'
+            out.value = f'<span style="{ERROR_STYLE}">⚠ {html.escape(str(err)[:300])}</span>'
             return
         body = "".join(f"<tr><td>{k}</td><td>{m:,.0f}</td><td>{p:,.0f}</td></tr>"
                        for k, m, p in rows)

@@ -6,6 +6,7 @@ from course import planner
 from course.configs import GPUS, SHIPPED
 from course.memory import RECIPES
 from course.parallel import Layout
+from course.plots import COLORS
 from course.plots import planner as plots
 from course.units import fmt_bytes, fmt_count
 from course.widgets import LiveFigure, dropdown, register_bench, slider
@@ -29,8 +30,8 @@ def _draw(fig, p: planner.Plan) -> None:
 
 
 def _summary(p: planner.Plan) -> str:
-    fit = ('<span style="color:#2f855a">fits</span>' if p.fits
-           else '<span style="color:#c53030">does not fit</span>')
+    fit = (f'<span style="color:{COLORS["good"]}">fits</span>' if p.fits
+           else f'<span style="color:{COLORS["bad"]}">does not fit</span>')
     return (f"{p.setup.layout.world:,} GPUs · {fmt_bytes(p.per_gpu_bytes)} per GPU: <b>{fit}</b>"
             f"<br>step {p.compute_s:.1f} s compute + {p.comm_s:.1f} s communication → "
             f"<b>{p.days():.0f} days</b> overlapped ({p.days(False):.0f} not) · "

@@ -11,7 +11,9 @@ import ipywidgets as W
 from course import tiny_deepseek as td
 from course.widgets import LiveFigure, register_bench, slider
 
-ACCEPTED = "background:#c6f6d5;border-radius:3px;padding:0 2px"
+#: An accepted draft: underlined as well as shaded, so it does not rest on colour alone.
+ACCEPTED = ("background:#CCEBE1;border-radius:3px;padding:0 2px;"
+            "text-decoration:underline;text-underline-offset:3px")
 
 
 def _words(words, accepted=None) -> str:
@@ -29,8 +31,8 @@ def render(c: td.Continuation) -> str:
             f"with MTP drafts: {prompt} {_words(c.speculative, c.accepted)}</div>"
             f"<div>{len(c.plain)} new words: <b>{c.plain_steps}</b> main-model passes plainly, "
             f"<b>{c.main_steps}</b> with speculation "
-            f"(<span style='{ACCEPTED}'>green</span> = an accepted draft, a word the model "
-            f"got without its own pass; {same})</div>")
+            f"(<span style='{ACCEPTED}'>shaded and underlined</span> = an accepted draft, "
+            f"a word the model got without its own pass; {same})</div>")
 
 
 @lru_cache(maxsize=1)
