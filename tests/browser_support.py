@@ -264,14 +264,16 @@ def sliders_to_probe(page, at_least: int = 3) -> list[dict]:
     return firsts + rest[:max(0, at_least - len(firsts))]
 
 
-def probe_slider(page, info: dict) -> dict:
+def probe_slider(page, info: dict, key: str | None = None) -> dict:
     """One arrow key on the slider; seconds to the first visible change and to the result."""
     slider = page.locator(".widget-slider").nth(info["index"])
     slider.scroll_into_view_if_needed()
     handle = slider.locator(".noUi-handle")
     before = slider.evaluate(SIGNATURE)
     handle.focus()
-    key = "ArrowLeft" if info["max"] is not None and info["now"] >= info["max"] else "ArrowRight"
+    if key is None:
+        at_max = info["max"] is not None and info["now"] >= info["max"]
+        key = "ArrowLeft" if at_max else "ArrowRight"
     start = time.perf_counter()
     page.keyboard.press(key)
     first = final = None
@@ -321,6 +323,10 @@ def check_notebook_in_lab(browser, base: str, name: str) -> dict:
             elif result["final_s"] is None:
                 problems.append(f"slider {result['label']!r}: no settled result within "
                                 f"{FINAL_S} s")
+            # Back to the default, so the next slider is probed from the defaults (a setting
+            # left in an error state would hide the next slider's change).
+            back = "ArrowRight" if result["key"] == "ArrowLeft" else "ArrowLeft"
+            probe_slider(page, info, key=back)
         problems += [f"Log Console after moving sliders: {m}" for m in log_console(page)]
         page.screenshot(path=str(ARTIFACTS / f"{Path(name).stem}.png"))
         shutdown_kernel(page)

@@ -5,11 +5,14 @@ measured)."""
 from __future__ import annotations
 
 import html
+import math
 
 from course import roofline
 from course.configs import GPUS, load_config
 from course.plots import roofline as plots
 from course.widgets import LiveFigure, dropdown, log_slider, register_bench
+
+DOUBLING = math.log10(2)  # a log slider's step that doubles the value
 
 MODEL = "deepseek-v3"
 YOURS = "this machine (measured)"
@@ -78,10 +81,12 @@ def roofline_explorer(mine: roofline.Machine | None = None, gpu_name: str = "H80
     names = list(GPUS) + ([YOURS] if mine is not None else [])
     controls = dict(
         gpu_name=dropdown("machine", names, gpu_name),
-        tokens=log_slider("tokens per matmul", 0, 5, tokens, step=0.1),
+        # Token counts are whole: one key press doubles them (a 0.1 step would move 1 to
+        # 1.26, which rounds back to 1 and changes nothing on screen).
+        tokens=log_slider("tokens per matmul", 0, 5, tokens, step=DOUBLING),
         seq_len=log_slider("sequence length", 2, 5.2, seq_len, step=0.1),
         tokens_per_expert=log_slider("tokens per expert", 0, 4.5, tokens_per_expert,
-                                     step=0.1),
+                                     step=DOUBLING),
     )
     first = explore(gpu_name, tokens, seq_len, tokens_per_expert, mine)
     fig = plots.roofline([first["machine"]], first["points"], first["measured"],
