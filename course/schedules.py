@@ -13,7 +13,8 @@ Using Megatron-LM" §2.2.2; the order of Megatron-LM's
 `forward_backward_pipelining_with_interleaving`), ZB-H1
 (Qi et al. 2023, "Zero Bubble Pipeline Parallelism" §3.1) and DualPipe, transcribed from
 the eight phases of `DualPipe.step` in deepseek-ai/DualPipe `dualpipe/dualpipe.py`
-(FACTS.md §3.3). Communication is not modelled here: sends are taken as immediate.
+(and the DeepSeek-V3 report §3.2.1, Fig. 5). Communication is not modelled here: sends
+are taken as immediate.
 """
 
 from __future__ import annotations
@@ -173,7 +174,7 @@ def dualpipev(stages: int, microbatches: int, split: bool) -> list[list[Op]]:
 
 def _eight_steps(p: _DualPipeRank, h: int, r: int, half_chunks: int) -> list[Op]:
     """The eight steps of `DualPipe.step`; DualPipeV runs them with h = devices, r = rank
-    and all chunks in place of half of them (FACTS.md §3.3)."""
+    and all chunks in place of half of them (deepseek-ai/DualPipe `dualpipe/dualpipev.py`)."""
     middle = r == h - 1
     for _ in range(2 * (h - r - 1)):  # Step 1: nF0
         p.forward(0)

@@ -58,20 +58,3 @@ def decode_times(contexts, seconds: dict[str, list], title: str) -> go.Figure:
                         name=PATH_NAMES.get(path, path), line=dict(color=PATH_COLORS.get(path)))
     fig.update_xaxes(type="log")
     return fig
-
-
-def roofline(peak_tflops: float, bandwidth_tb_s: float, points: dict[str, tuple],
-             title: str) -> go.Figure:
-    """Attainable TFLOP/s = min(peak, intensity x bandwidth), with labelled kernels
-    (`points`: label -> (intensity FLOP/byte, attainable TFLOP/s))."""
-    x = np.logspace(-1, 4, 200)
-    fig = figure(title, "arithmetic intensity (FLOPs per byte read)", "attainable TFLOP/s")
-    fig.add_scatter(x=x, y=np.minimum(peak_tflops, x * bandwidth_tb_s), mode="lines",
-                    name="roofline", line=dict(color=COLORS["neutral"], width=3))
-    for i, (label, (inten, tflops)) in enumerate(points.items()):
-        fig.add_scatter(x=[inten], y=[tflops], mode="markers+text", name=label, text=[label],
-                        textposition="bottom right", marker=dict(size=11, color=SEQUENCE[i]))
-    fig.update_xaxes(type="log")
-    fig.update_yaxes(type="log")
-    fig.update_layout(showlegend=False)
-    return fig
