@@ -11,387 +11,46 @@ operation is memory-bound (the chip waits for data), above it compute-bound. H10
 H800: 989.4 dense BF16 TFLOP/s over 3.35 TB/s = 295 FLOP/B (NVIDIA H100 whitepaper,
 Table 1); H200: the same compute over 4.8 TB/s = 206 FLOP/B (H200 datasheet).
 
-Bytes are counted as an ideal kernel moves them: every operand read once from memory and
-the output written once (no cache reuse beyond one kernel, no re-reads). A matmul
-(m, k) @ (k, n) does 2 m k n FLOPs and moves (m k + k n + m n) x dtype_bytes.
+The one place learners import from; the ideas live in three modules:
 
-The learner's own machine is measured, not typed in (`measure_machine`): the best of a
-short sweep of square matmuls gives its peak, a large tensor copy its bandwidth.
+* `course.roofline_model`: `Op`, `Machine` and the model itself (ridge, attainable,
+  bound, seconds, the time shares and best MFU of a list of operations);
+* `course.roofline_ops`: the FLOPs and bytes of a transformer's operations (matmuls,
+  attention in prefill and decode, MoE experts, whole steps and layers), counted as an
+  ideal kernel moves them;
+* `course.roofline_measure`: the learner's own machine, measured, not typed in
+  (`measure_machine`).
 """
 
-from __future__ import annotations
-
-from dataclasses import dataclass, field
-from functools import partial
-
-from course import timing
-from course.compute import attention_flops_per_token
-from course.configs import GPUS, ModelConfig, gpu, load_config
-
-
-@dataclass(frozen=True)
-class Op:
-    """One operation: what it computes and what it moves."""
-
-    name: str
-    flops: float
-    bytes: float
-    shape: tuple = ()
-
-    @property
-    def intensity(self) -> float:
-        """Arithmetic intensity, FLOPs per byte moved."""
-        return self.flops / self.bytes
-
-    def __add__(self, other: "Op") -> "Op":
-        return Op(f"{self.name} + {other.name}", self.flops + other.flops,
-                  self.bytes + other.bytes)
-
-    def scaled(self, factor: float, name: str | None = None) -> "Op":
-        """The same operation repeated `factor` times (same intensity)."""
-        return Op(name or self.name, self.flops * factor, self.bytes * factor, self.shape)
-
-
-@dataclass(frozen=True)
-class Machine:
-    """A roofline: peak TFLOP/s and memory bandwidth in TB/s."""
-
-    name: str
-    tflops: float
-    tb_s: float
-    source: str = ""
-    points: tuple = field(default=(), compare=False, repr=False)  # measured (Op, seconds)
-    dtype_bytes: float = 2  # the width its peak is quoted for (BF16: 2; a CPU's FP32: 4)
-
-    @property
-    def ridge(self) -> float:
-        """FLOP/B where memory- and compute-bound meet."""
-        return self.tflops / self.tb_s
-
-
-# ------------------------------------------------------------------------------ machines
-
-
-def machine(gpu_name, precision: str = "bf16") -> Machine:
-    """The roofline of a GPU of `course.configs.GPUS` (dense tensor-core peak, HBM), or a
-    `Machine` passed through unchanged."""
-    if isinstance(gpu_name, Machine):
-        return gpu_name
-    spec = gpu(gpu_name)
-    return Machine(spec.name, spec.peak_tflops(precision), spec.hbm_tb_s, spec.source)
-
-
-def ridge(gpu_name, precision: str = "bf16") -> float:
-    """Peak FLOP/s over HBM bandwidth, in FLOP/B.
-
-    >>> round(ridge("H800"))
-    295
-    """
-    return machine(gpu_name, precision).ridge
-
-
-def attainable_tflops(op: Op, gpu_name, precision: str = "bf16") -> float:
-    """min(peak, intensity x bandwidth), in TFLOP/s."""
-    m = machine(gpu_name, precision)
-    return min(m.tflops, op.intensity * m.tb_s)
-
-
-def bound(op: Op, gpu_name, precision: str = "bf16") -> str:
-    """"compute" or "memory": which roof limits `op` on this machine."""
-    return "compute" if op.intensity >= ridge(gpu_name, precision) else "memory"
-
-
-def seconds(op: Op, gpu_name, precision: str = "bf16") -> float:
-    """Lower bound on the op's time: max(FLOPs / peak, bytes / bandwidth)."""
-    m = machine(gpu_name, precision)
-    return max(op.flops / (m.tflops * 1e12), op.bytes / (m.tb_s * 1e12))
-
-
-def placed(op: Op, gpu_name, precision: str = "bf16") -> dict:
-    """Where `op` sits on a machine's roofline: its intensity, attainable TFLOP/s, which
-    roof limits it, and the share of the peak it can reach."""
-    m = machine(gpu_name, precision)
-    tflops = attainable_tflops(op, m)
-    return dict(label=op.name, intensity=op.intensity, tflops=tflops,
-                bound=bound(op, m), share_of_peak=tflops / m.tflops)
-
-
-def roof(intensities, gpu_name, precision: str = "bf16") -> list[float]:
-    """The roofline itself: attainable TFLOP/s at each intensity."""
-    m = machine(gpu_name, precision)
-    return [min(m.tflops, float(i) * m.tb_s) for i in intensities]
-
-
-# ----------------------------------------------------------------------------- operations
-
-
-def matmul(m: int, k: int, n: int, dtype_bytes: float = 2, name: str | None = None) -> Op:
-    """(m, k) @ (k, n): 2 m k n FLOPs; A and B read once, C written once."""
-    if min(m, k, n) < 1:
-        raise ValueError(f"A matmul needs positive sizes; got m={m}, k={k}, n={n}.")
-    if dtype_bytes <= 0:
-        raise ValueError(f"dtype_bytes must be positive, not {dtype_bytes}.")
-    return Op(name or f"matmul {m}×{k}×{n}", 2.0 * m * k * n,
-              float(m * k + k * n + m * n) * dtype_bytes, (m, k, n))
-
-
-def tokens_per_expert(tokens: float, cfg, ep: int = 1) -> float:
-    """Tokens one routed expert receives when `tokens` tokens on each of the `ep` ranks of an
-    expert-parallel group are routed uniformly: ep x tokens x K_r / N_r."""
-    cfg = load_config(cfg)
-    if not cfg.is_moe:
-        raise ValueError(f"{cfg.name} is dense: it has no routed experts.")
-    if tokens <= 0 or ep < 1:
-        raise ValueError("tokens must be positive and ep at least 1.")
-    return ep * tokens * cfg.experts_per_token / cfg.n_routed_experts
-
-
-def moe_expert(cfg, tokens_per_expert: float, dtype_bytes: float = 2) -> Op:
-    """One routed SwiGLU expert applied to `tokens_per_expert` tokens: gate and up
-    (T, d) @ (d, inter), down (T, inter) @ (inter, d). Each weight is read once, whatever T:
-    so few tokens per expert means few FLOPs per weight byte."""
-    cfg = load_config(cfg)
-    if not cfg.is_moe:
-        raise ValueError(f"{cfg.name} is dense: it has no routed experts.")
-    t = max(1, int(round(tokens_per_expert)))
-    d, inter = cfg.hidden_size, cfg.moe_intermediate_size
-    parts = (matmul(t, d, inter, dtype_bytes), matmul(t, d, inter, dtype_bytes),
-             matmul(t, inter, d, dtype_bytes))
-    return Op(f"MoE expert, {t:,} tokens", sum(p.flops for p in parts),
-              sum(p.bytes for p in parts), (t, d, inter))
-
-
-def _qkv_dims(cfg: ModelConfig) -> tuple[int, int, int]:
-    """(key heads, q/k dim, v dim) as attention sees them in prefill. MLA in prefill (and
-    training) expands the latent to per-head keys and values: every head has its own."""
-    if cfg.attention_kind == "mla":
-        return cfg.num_heads, cfg.qk_nope_head_dim + cfg.qk_rope_head_dim, cfg.v_head_dim
-    return cfg.num_kv_heads, cfg.head_dim, cfg.head_dim
-
-
-def attention_prefill(cfg, seq_len: int, batch: int = 1, dtype_bytes: float = 2) -> Op:
-    """Scores and weighted values of a causal prefill over `seq_len` tokens, all layers, as
-    a fused (flash) kernel does it: Q, K, V read once, O written once, no (T x T) matrix in
-    memory. FLOPs from `course.compute.attention_flops_per_token` (T/2 keys on average)."""
-    cfg = load_config(cfg)
-    if seq_len < 1 or batch < 1:
-        raise ValueError("seq_len and batch must be at least 1.")
-    kv_heads, d_qk, d_v = _qkv_dims(cfg)
-    h = cfg.num_heads
-    per_token = h * d_qk + kv_heads * d_qk + kv_heads * d_v + h * d_v  # q, k, v, o
-    tokens = batch * seq_len
-    return Op(f"attention prefill, {seq_len:,} tokens",
-              tokens * attention_flops_per_token(cfg, seq_len),
-              float(tokens * per_token * cfg.num_layers * dtype_bytes),
-              (batch, seq_len))
-
-
-def attention_decode(cfg, context: int, batch: int = 1, path: str = "absorbed",
-                     dtype_bytes: float = 2) -> Op:
-    """One decode step's attention for `batch` sequences over `context` cached tokens, all
-    layers: FLOPs from `course.kvcache.attention_flops_per_token`, bytes = the cache read
-    once (the query and output are negligible next to it). For an MLA model, `path`
-    "absorbed" reads the latent cache, "mha" the materialised per-head K and V."""
-    from course import kvcache
-
-    cfg = load_config(cfg)
-    if context < 1 or batch < 1:
-        raise ValueError("context and batch must be at least 1.")
-    if path == "mha" and cfg.attention_kind == "mla":
-        per_token = kvcache.mha_bytes_per_token(cfg, dtype_bytes, materialised=True)
-    else:
-        per_token = kvcache.kv_bytes_per_token(cfg, dtype_bytes)
-    flops = batch * kvcache.attention_flops_per_token(cfg, context, path)
-    return Op(f"attention decode ({path}), {context:,} context", flops,
-              float(batch * context * per_token), (batch, context))
-
-
-def decode_step(cfg, context: int, batch: int = 1, path: str = "absorbed",
-                weight_bytes: float = 2, kv_dtype_bytes: float = 2) -> Op:
-    """A whole decode step (every weight touched + the cache), from
-    `course.kvcache.decode_step_cost`."""
-    from course import kvcache
-
-    c = kvcache.decode_step_cost(cfg, context, batch, path, weight_bytes, kv_dtype_bytes)
-    return Op(f"decode step, batch {batch}", c.flops, c.bytes, (batch, context))
-
-
-def decode_intensity_limit(cfg, context: int, path: str = "absorbed",
-                           kv_dtype_bytes: float = 2) -> float:
-    """The intensity a decode step approaches as the batch grows: the weights' bytes are
-    shared by ever more sequences and vanish, while each sequence still brings its own
-    FLOPs (weights + attention) and its own cache to read:
-    (2 x active params + attention FLOPs per token) / cache bytes per sequence."""
-    from course import kvcache
-    from course.memory import param_count
-
-    cfg = load_config(cfg)
-    one = kvcache.decode_step_cost(cfg, context, 1, path, kv_dtype_bytes=kv_dtype_bytes)
-    weight_flops = 2.0 * param_count(cfg).active_without_embedding
-    return (weight_flops + one.attention_flops) / one.cache_bytes
-
-
-def prefill_step(cfg, seq_len: int, batch: int = 1, weight_bytes: float = 2,
-                 dtype_bytes: float = 2) -> Op:
-    """A whole prefill forward: every weight the tokens touch read once, 2 FLOPs per active
-    weight per token, plus attention (`attention_prefill`) and the cache written once."""
-    from course import kvcache
-    from course.memory import param_count
-
-    cfg = load_config(cfg)
-    attn = attention_prefill(cfg, seq_len, batch, dtype_bytes)
-    tokens = batch * seq_len
-    weights = kvcache.weights_touched(cfg, tokens) * weight_bytes
-    cache = tokens * kvcache.kv_bytes_per_token(cfg, dtype_bytes)
-    flops = 2.0 * param_count(cfg).active_without_embedding * tokens + attn.flops
-    return Op(f"prefill, {tokens:,} tokens", flops, weights + cache + attn.bytes,
-              (batch, seq_len))
-
-
-def elementwise(name: str, elements: float, reads: int, writes: int, flops_per_element: float,
-                dtype_bytes: float = 2) -> Op:
-    """An elementwise pass over `elements` numbers: each read `reads` tensors and wrote
-    `writes`; a few FLOPs per element, so far below any GPU's ridge."""
-    return Op(name, flops_per_element * elements, (reads + writes) * elements * dtype_bytes)
-
-
-def moe_layer_ops(cfg, tokens: int = 4096, seq_len: int = 4096, ep: int = 1,
-                  dtype_bytes: float = 2) -> list[Op]:
-    """The forward pass of one MoE transformer layer of an MLA model on one GPU that holds
-    `tokens` tokens (sequences of `seq_len`) and N_r / ep of the routed experts, each of
-    which receives `tokens_per_expert(tokens, cfg, ep)` tokens. Matmuls and the fused
-    attention core, plus the elementwise work between them (RMSNorms: ~4 FLOPs per element,
-    one tensor read, one written; SwiGLU's gate: ~5 FLOPs, two read, one written; residual
-    adds: two read, one written)."""
-    cfg = load_config(cfg)
-    if cfg.attention_kind != "mla" or not cfg.is_moe:
-        raise ValueError(f"{cfg.name} is not an MLA mixture of experts like DeepSeek-V3.")
-    if tokens < 1 or seq_len < 1 or tokens % seq_len:
-        raise ValueError(f"tokens ({tokens}) must be a whole number of {seq_len}-token "
-                         "sequences.")
-    t, d, h, b = tokens, cfg.hidden_size, cfg.num_heads, dtype_bytes
-    qk, rope = cfg.qk_nope_head_dim + cfg.qk_rope_head_dim, cfg.qk_rope_head_dim
-    dq, dc, inter = cfg.q_lora_rank, cfg.kv_lora_rank, cfg.moe_intermediate_size
-    tpe = tokens_per_expert(t, cfg, ep)
-    local_experts = cfg.n_routed_experts // ep
-    attn = attention_prefill(cfg, seq_len, t // seq_len, b)
-    experts = moe_expert(cfg, tpe, b).scaled(local_experts,
-                                             f"{local_experts} routed experts × {tpe:,.0f} tokens")
-    swiglu_elems = (local_experts * tpe + cfg.n_shared_experts * t) * inter
-    return [
-        elementwise("RMSNorms", 2 * t * d + t * (dq + dc), 1, 1, 4, b),
-        matmul(t, d, dq + dc + rope, b, name="q, kv down-projections"),
-        matmul(t, dq, h * qk, b, name="q up-projection"),
-        matmul(t, dc, h * (cfg.qk_nope_head_dim + cfg.v_head_dim), b, name="kv up-projection"),
-        attn.scaled(1 / cfg.num_layers, "attention core (fused)"),
-        matmul(t, h * cfg.v_head_dim, d, b, name="output projection"),
-        elementwise("residual adds", 2 * t * d, 2, 1, 1, b),
-        matmul(t, d, cfg.n_routed_experts, b, name="router"),
-        experts,
-        moe_expert(cfg, t, b).scaled(cfg.n_shared_experts, "shared expert"),
-        elementwise("SwiGLU gates", swiglu_elems, 2, 1, 5, b),
-    ]
-
-
-def time_shares(ops, gpu_name, precision: str = "bf16") -> list[dict]:
-    """Each op's share of the FLOPs and of the time at the roofline (every kernel perfect:
-    max(FLOPs / peak, bytes / bandwidth))."""
-    m = machine(gpu_name, precision)
-    secs = [seconds(op, m) for op in ops]
-    total_f, total_s = sum(op.flops for op in ops), sum(secs)
-    return [dict(label=op.name, flops_share=op.flops / total_f, time_share=s / total_s,
-                 bound=bound(op, m), intensity=op.intensity, seconds=s)
-            for op, s in zip(ops, secs)]
-
-
-def roofline_mfu(ops, gpu_name, precision: str = "bf16") -> float:
-    """The best MFU these ops allow even with perfect kernels: FLOPs at peak over the
-    roofline time of all of them, run one after another."""
-    m = machine(gpu_name, precision)
-    return sum(op.flops for op in ops) / (m.tflops * 1e12) / sum(seconds(op, m) for op in ops)
-
-
-# ------------------------------------------------------------------- the learner's machine
-
-_MEASURED: dict[tuple, Machine] = {}
-
-
-def measure_machine(sizes: dict | None = None, device=None, refresh: bool = False,
-                    progress=None) -> Machine:
-    """Measure this machine's roofline, in the dtype the course uses on this device (FP32 on
-    a CPU, BF16 on a GPU):
-
-    * peak: the best TFLOP/s of a short sweep of square matmuls (`peak_ns`);
-    * bandwidth: the best streaming rate of a large copy (`copy_mib` MiB read and written)
-      and of a matrix-vector product whose (k, k) weight is larger than any CPU cache
-      (`skinny_k`; a copy also pays for the write, a matrix-vector product only reads);
-    * points: matmuls of `skinny_m` tokens against that weight, each timed (median): the
-      measured operations to set against the model's line.
-
-    Cached per kernel (`refresh=True` re-measures); sizes from
-    `course.presets.preset("roofline")`; about 2 s on a laptop CPU. `progress(done, total,
-    text)` is called after each measurement.
-    """
-    import torch
-
-    from course import device as dev_mod
-    from course.presets import preset
-
-    sizes = sizes or preset("roofline")
-    dev = torch.device(device) if device is not None else dev_mod.device()
-    key = (str(dev), tuple(sorted((k, tuple(v) if isinstance(v, (list, tuple)) else v)
-                                  for k, v in sizes.items())))
-    if key in _MEASURED and not refresh:
-        return _MEASURED[key]
-    dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
-    nbytes = torch.empty((), dtype=dtype).element_size()
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    g = torch.Generator(device=dev).manual_seed(0)  # made on the device: no host copy
-    total, done = len(sizes["peak_ns"]) + 1 + len(sizes["skinny_m"]), 0
-
-    def tick(text):
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(done, total, text)
-
-    peak = 0.0
-    for n in sizes["peak_ns"]:
-        a = torch.randn(n, n, generator=g, device=dev, dtype=dtype)
-        b = torch.randn(n, n, generator=g, device=dev, dtype=dtype)
-        best = timing.times(partial(torch.mm, a, b), sizes["repeats"], sync=sync)[0]
-        peak = max(peak, 2 * n**3 / best / 1e12)
-        tick(f"matmul {n}×{n}×{n}")
-    numel = sizes["copy_mib"] * 2**20 // nbytes
-    src = torch.ones(numel, dtype=dtype, device=dev)
-    dst = torch.empty_like(src)
-    best = timing.times(partial(dst.copy_, src), sizes["repeats"], sync=sync)[0]
-    tb_s = 2 * numel * nbytes / best / 1e12  # read src + write dst
-    tick(f"copy {sizes['copy_mib']} MiB")
-    del src, dst
-    k = sizes["skinny_k"]
-    w = torch.randn(k, k, generator=g, device=dev, dtype=dtype)
-    points = []
-    for m in sizes["skinny_m"]:
-        x = torch.randn(m, k, generator=g, device=dev, dtype=dtype)
-        times = timing.times(partial(torch.mm, x, w), sizes["repeats"], sync=sync)
-        op = matmul(m, k, k, nbytes, name=f"{m} tokens × ({k}×{k})")
-        if m == min(sizes["skinny_m"]):  # the matrix-vector read: a bandwidth measurement
-            tb_s = max(tb_s, op.bytes / times[0] / 1e12)
-        points.append((op, times[len(times) // 2]))
-        tick(f"matmul {m}×{k}×{k}")
-    where = f"{dev.type} {str(dtype).removeprefix('torch.')}"
-    result = Machine(f"this machine ({where})", peak, tb_s,
-                     "measured: best square matmul; best of a large copy and a "
-                     "matrix-vector read", tuple(points), nbytes)
-    _MEASURED[key] = result
-    return result
-
-
-def measured_tflops(point: tuple) -> float:
-    """Achieved TFLOP/s of a measured (Op, seconds) point."""
-    op, secs = point
-    return op.flops / secs / 1e12
-
-
-KNOWN_GPUS = tuple(GPUS)
+from course.roofline_measure import measure_machine, measured_tflops
+from course.roofline_model import (
+    Machine,
+    Op,
+    attainable_tflops,
+    bound,
+    machine,
+    placed,
+    ridge,
+    roof,
+    roofline_mfu,
+    seconds,
+    time_shares,
+)
+from course.roofline_ops import (
+    attention_decode,
+    attention_prefill,
+    decode_intensity_limit,
+    decode_step,
+    elementwise,
+    matmul,
+    moe_expert,
+    moe_layer_ops,
+    prefill_step,
+    tokens_per_expert,
+)
+
+__all__ = ["Machine", "Op", "attainable_tflops", "attention_decode", "attention_prefill",
+           "bound", "decode_intensity_limit", "decode_step", "elementwise", "machine",
+           "matmul", "measure_machine", "measured_tflops", "moe_expert", "moe_layer_ops",
+           "placed", "prefill_step", "ridge", "roof", "roofline_mfu", "seconds",
+           "time_shares", "tokens_per_expert"]
