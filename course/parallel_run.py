@@ -8,8 +8,9 @@ expert-parallel MoE forward, each on real torch.distributed processes.
 * "ep":    experts live on different ranks; tokens travel to their expert with an
            all-to-all (dispatch) and come back with a second one (combine). Forward only.
 
-Every collective goes through `CountingComm`, which adds up the bytes this rank sends as a
-ring algorithm moves them (`course.ring.ring_bytes`); all-to-all bytes are exact.
+Every collective goes through `CountingComm`: all-reduce, reduce-scatter and all-gather run
+as rings of point-to-point sends (`course.ring`), all-to-all as torch's own, and each counts
+the bytes this rank really sends, to compare with `course.parallel`'s formulas.
 
 In the notebook: `run("zero1", world=2)` (gloo on CPU, via `course.distributed`). On a
 cluster: `torchrun --nproc-per-node N -m course.parallel_run --strategy dp|zero1|ep`
@@ -23,7 +24,6 @@ import datetime
 import functools
 import json
 import os
-from collections import defaultdict
 
 import torch
 import torch.distributed as dist
@@ -32,7 +32,8 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from course import validate
 from course.activations import toy_mlp
-from course.ring import ring_bytes
+from course.ring import (RingCounter, ring_all_gather, ring_all_reduce,
+                         ring_reduce_scatter)
 
 STRATEGIES = ("dp", "zero1", "ep")
 SIZES = dict(d=16, hidden=32, blocks=2, batch=32, steps=5, lr=1e-2, experts=4, tokens=24)
@@ -42,29 +43,30 @@ TIMEOUT_S = 300  # a rank that waits longer than this on the others fails, never
 
 
 class CountingComm:
-    """torch.distributed collectives that also count the bytes this rank sends."""
+    """The collectives of a training step, run as rings of point-to-point sends
+    (`course.ring`), counting the bytes this rank really sends: what it hands to `send`
+    (all-reduce, reduce-scatter, all-gather) or what leaves it in an all-to-all."""
 
     def __init__(self, world: int):
         self.world = world
-        self.sent: dict[str, float] = defaultdict(float)
+        self.ring = RingCounter()
+        self.sent = self.ring.sent  # one dict: collective -> bytes sent
 
     def all_reduce(self, t: torch.Tensor) -> None:
-        dist.all_reduce(t)
-        self.sent["all_reduce"] += ring_bytes("all_reduce", _nbytes(t), self.world)
+        ring_all_reduce(t, self.ring)
 
     def reduce_scatter(self, out: torch.Tensor, full: torch.Tensor) -> None:
-        getattr(dist, "reduce_scatter_single", dist.reduce_scatter_tensor)(out, full)
-        self.sent["reduce_scatter"] += ring_bytes("reduce_scatter", _nbytes(full), self.world)
+        out.copy_(ring_reduce_scatter(full.clone(), self.ring))
 
     def all_gather(self, full: torch.Tensor, shard: torch.Tensor) -> None:
-        getattr(dist, "all_gather_single", dist.all_gather_into_tensor)(full, shard)
-        self.sent["all_gather"] += ring_bytes("all_gather", _nbytes(full), self.world)
+        full.tensor_split(self.world)[dist.get_rank()].copy_(shard)
+        ring_all_gather(full, self.ring)
 
     def all_to_all(self, name: str, out: torch.Tensor, inp: torch.Tensor, out_splits: list,
                    in_splits: list, rank: int) -> None:
         dist.all_to_all_single(out, inp, out_splits, in_splits)
         row = _nbytes(inp) // max(1, inp.shape[0])
-        self.sent[name] += (sum(in_splits) - in_splits[rank]) * row  # rows leaving this rank
+        self.ring.add(name, (sum(in_splits) - in_splits[rank]) * row, 0)  # rows leaving
 
 
 def _nbytes(t: torch.Tensor) -> int:
