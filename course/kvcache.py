@@ -85,11 +85,16 @@ DEEPSEEK_67B = dict(name="deepseek-llm-67b", model_type="llama", hidden_size=819
                     intermediate_size=22016, vocab_size=102400)
 
 
+def _per_token(cfg, dtype_bytes: float, mha: bool) -> int:
+    return mha_bytes_per_token(cfg, dtype_bytes) if mha else kv_bytes_per_token(cfg, dtype_bytes)
+
+
 def tokens_that_fit(cfg, gpu_gb: float = 141, n_gpus: int = 1, weight_bytes: float = 1,
-                    kv_dtype_bytes: float = 2) -> int:
+                    kv_dtype_bytes: float = 2, mha: bool = False) -> int:
     """Tokens of cache (summed over all sequences) that fit in `n_gpus` GPUs of `gpu_gb`
     decimal GB beside the weights (`weight_bytes` per parameter; no activations, no
-    framework overhead). Weights from `course.params.param_count`."""
+    framework overhead). Weights from `course.params.param_count`. mha=True: the same
+    model caching like plain MHA (`mha_bytes_per_token`)."""
     cfg = load_config(cfg)
     validate.positive("gpu_gb", gpu_gb)
     validate.positive_int("n_gpus", n_gpus)
@@ -98,7 +103,21 @@ def tokens_that_fit(cfg, gpu_gb: float = 141, n_gpus: int = 1, weight_bytes: flo
     if free <= 0:
         raise ValueError(f"The weights alone ({param_count(cfg).total * weight_bytes / 1e9:,.0f}"
                          f" GB) do not fit in {n_gpus} × {gpu_gb:g} GB.")
-    return int(free // kv_bytes_per_token(cfg, kv_dtype_bytes))
+    return int(free // _per_token(cfg, kv_dtype_bytes, mha))
+
+
+def tokens_to_outweigh(cfg, weight_bytes: float = 2, kv_dtype_bytes: float = 2,
+                       mha: bool = False) -> int:
+    """The fewest cached tokens (context x batch, over all sequences) whose cache holds more
+    bytes than the model's weights (`weight_bytes` per parameter, `param_count(cfg).total`).
+
+    >>> tokens_to_outweigh("deepseek-v3")  # BF16 weights and cache
+    19097975
+    """
+    cfg = load_config(cfg)
+    validate.positive("weight_bytes", weight_bytes)
+    weights = param_count(cfg).total * weight_bytes
+    return int(weights // _per_token(cfg, kv_dtype_bytes, mha)) + 1
 
 
 # ----------------------------------------------------------------------------- decode cost
@@ -197,6 +216,51 @@ def ridge_intensity(gpu_name: str = "H200", precision: str = "bf16") -> float:
     return spec.peak_tflops(precision) * 1e12 / (spec.hbm_tb_s * 1e12)
 
 
+# ------------------------------------------------------- what the cache holds: K and V
+
+
+@dataclass(frozen=True)
+class NewRow:
+    """One layer's, one head's attention weights when a token is added (`attention_rows`)."""
+
+    before: torch.Tensor  # (T, T): the T tokens' softmax rows, computed before the new token
+    step: torch.Tensor  # (T + 1,): the new token's row, from the cache (its only new row)
+    full: torch.Tensor  # (T + 1, T + 1): all T + 1 tokens at once, without a cache
+    old_rows_change: float  # max |full[:T, :T] - before|: the old rows do not change
+    step_error: float  # max |step - full[T]|: the cached step computes the full's last row
+    nearest_old_row: float  # min over old rows of max |step[:T] / sum - before[i]|
+
+
+def attention_rows(model, idx: torch.Tensor, layer: int = 0, head: int = 0) -> NewRow:
+    """Run `model` (a `course.model.TinyLM`) on idx (1, T + 1) twice: T tokens into a cache
+    and then the last one alone, and all T + 1 at once. Scores are not what the cache
+    keeps: the new token's row is made from its new query against the cached keys."""
+    if not torch.is_tensor(idx) or idx.dim() != 2 or idx.shape[0] != 1 or idx.shape[1] < 2:
+        raise ValueError("idx must be a (1, T + 1) tensor of token ids with T + 1 ≥ 2.")
+    blocks = getattr(model, "blocks", [])
+    layer = validate.integer("layer", layer, 0, len(blocks) - 1)
+    attn = blocks[layer].attn
+    head = validate.integer("head", head, 0, attn.n_heads - 1)
+    T, stored = idx.shape[1] - 1, attn.store_weights
+    attn.store_weights = True
+    try:
+        with torch.no_grad():
+            cache = model.new_cache()
+            model(idx[:, :T], cache=cache)
+            before = attn.last_weights[0, head]
+            model(idx[:, T:], cache=cache)
+            step = attn.last_weights[0, head, 0]
+            model(idx)
+            full = attn.last_weights[0, head]
+    finally:
+        attn.store_weights = stored
+    renormed = step[:T] / step[:T].sum()
+    return NewRow(before, step, full,
+                  old_rows_change=(full[:T, :T] - before).abs().max().item(),
+                  step_error=(step - full[T]).abs().max().item(),
+                  nearest_old_row=(renormed - before).abs().amax(-1).min().item())
+
+
 # ------------------------------------------------------------- the compression trade-off
 
 
@@ -206,6 +270,8 @@ def kv_activations(model, idx) -> list[tuple]:
     blocks = getattr(model, "blocks", None)
     if not blocks or not all(hasattr(getattr(b, "attn", None), "wk") for b in blocks):
         raise ValueError("kv_activations needs a model with MHA attention (attention='mha').")
+    if not torch.is_tensor(idx) or idx.dim() != 2 or idx.dtype != torch.long or not idx.numel():
+        raise ValueError("idx must be a non-empty (batch, tokens) tensor of token ids.")
     captured = []
     hooks = [b.attn.register_forward_hook(
         lambda mod, args, out: captured.append((mod.wk(args[0]), mod.wv(args[0]))))
@@ -226,7 +292,7 @@ def rank_error(matrix: torch.Tensor, ranks) -> np.ndarray:
         raise ValueError("matrix must be a non-empty 2-D (N, d) tensor.")
     if not bool(torch.isfinite(matrix).all()) or not bool(matrix.any()):
         raise ValueError("matrix must be finite and not all zero.")
-    ranks = np.array([validate.non_negative_int("rank", r) for r in np.ravel(ranks)],
+    ranks = np.array([validate.integer("rank", r, 0, 10**9) for r in np.ravel(ranks)],
                      dtype=int).reshape(np.shape(ranks))
     s2 = torch.linalg.svdvals(matrix.double()).pow(2).numpy()
     tail = np.concatenate([np.cumsum(s2[::-1])[::-1], [0.0]])  # tail[r] = sum_{i>=r} s_i^2
@@ -246,7 +312,7 @@ def kv_rank_curves(model, idx: torch.Tensor, ranks) -> dict[str, np.ndarray]:
 def cache_gb(cfg, contexts, batch: int = 1, dtype_bytes: float = 2,
              mha: bool = False) -> np.ndarray:
     """Cache GB (decimal) at each context length: the model's own, or its MHA counterfactual."""
-    per = mha_bytes_per_token(cfg, dtype_bytes) if mha else kv_bytes_per_token(cfg, dtype_bytes)
+    per = _per_token(cfg, dtype_bytes, mha)
     batch = validate.positive_int("batch", batch)
     contexts = np.array([validate.non_negative("context", c) for c in np.ravel(contexts)],
                         dtype=float).reshape(np.shape(contexts))

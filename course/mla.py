@@ -18,8 +18,6 @@ All three compute the same function. Left out: YaRN (long-context RoPE scaling),
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -71,6 +69,8 @@ class MLACache(_Growable):
     k^R (B, S, d_h^R). Nothing per head."""
 
     def __init__(self, kv_lora_rank: int, qk_rope_head_dim: int):
+        validate.positive_int("kv_lora_rank", kv_lora_rank)
+        validate.positive_int("qk_rope_head_dim", qk_rope_head_dim)
         super().__init__(dict(latent=kv_lora_rank, k_rope=qk_rope_head_dim))
 
 
@@ -79,6 +79,9 @@ class ExpandedKVCache(_Growable):
     values (n_h * d_v) for every token, flattened to (B, S, width)."""
 
     def __init__(self, n_heads: int, qk_head_dim: int, v_head_dim: int):
+        for name, n in (("n_heads", n_heads), ("qk_head_dim", qk_head_dim),
+                        ("v_head_dim", v_head_dim)):
+            validate.positive_int(name, n)
         super().__init__(dict(k=n_heads * qk_head_dim, v=n_heads * v_head_dim))
 
 
@@ -202,65 +205,26 @@ class MLAttention(nn.Module):
         return torch.einsum("bhtc,hdc->bhtd", mixed, w_uv)  # (B, H, T, d_v)
 
 
-# ------------------------------------------------------- why RoPE blocks absorption
+# ------------------------------------------------------- absorption, one head at a time
 
 
-@dataclass
-class RopeAbsorption:
-    """What `rope_absorption` computed on one head (all norms Frobenius, errors absolute)."""
-
-    fold: torch.Tensor  # (T, T, d_nope, d_c): coupled RoPE's R(m)^T R(n) W_UK per (m, n)
-    fold_distance: torch.Tensor  # (T, T): ||fold[m, n] - W_UK|| / ||W_UK||
-    by_offset_spread: float  # max over n <= m of ||fold[m, n] - fold[m - n, 0]|| / ||W_UK||
-    coupled_fold_error: float  # max |q . fold[m, n] c_n - RoPE(q, m) . RoPE(W_UK c_n, n)|
-    coupled_fixed_error: float  # the same with the one fixed W_UK, over the largest score
-    decoupled_error: float  # max |absorbed - full| scores of the layer as built
-    score_scale: float  # largest |score| of the layer as built
-
-
-def rope_absorption(layer: MLAttention, x: torch.Tensor, head: int = 0) -> RopeAbsorption:
-    """Why MLA decouples RoPE (DeepSeek-V2 §2.1.3), computed on one head of `layer` for the
-    T tokens of x (B, T, d_model; the first sequence is used), positions 0..T-1.
-
-    Coupled (the counterfactual): RoPE rotates the content key made from the latent,
-    k_n = R(n) W_UK c_n, and the query, q_m -> R(m) q_m. Then q_m . k_n = q_m^T [R(m)^T R(n)
-    W_UK] c_n: the matrix to fold into the query changes with the key's position (it is
-    R(n - m) W_UK), so one query needs a different matrix for every cached token, which is
-    forming the keys again. Decoupled (the layer as built): the content key is not rotated,
-    position lives in the small shared key k^R, and (W_UK^T q) . c_n + q^R . k^R_n is the full
-    computation's score, re-associated."""
-    if x.dim() != 3 or x.shape[-1] != layer.wkv_a.weight.shape[1]:
-        raise ValueError(f"x must be (batch, tokens, {layer.wkv_a.weight.shape[1]}), "
-                         f"not {tuple(x.shape)}.")
-    head = validate.integer("head", head, 0, layer.n_heads - 1)
-    if layer.d_nope % 2:
-        raise ValueError(f"RoPE on the content key needs an even qk_nope_head_dim, "
-                         f"not {layer.d_nope}.")
-    T = x.shape[1]
-    with torch.no_grad():
-        q_nope, q_rope, latent, k_rope = layer._project(x[:1], 0)
-        w_uk = layer.up_weight()[head, : layer.d_nope].to(latent.dtype)  # (d_nope, d_c)
-        q, c = q_nope[0, head], latent[0]  # (T, d_nope), (T, d_c)
-        cos, sin = rope_cos_sin(torch.arange(T), layer.d_nope, layer.rope_base)
-        eye = torch.eye(layer.d_nope, dtype=c.dtype)
-        rot = torch.stack([apply_rope(eye, cos[p], sin[p]).T for p in range(T)])  # R(p)
-        fold = torch.einsum("mji,njk,kc->mnic", rot, rot, w_uk)  # R(m)^T R(n) W_UK
-        true = apply_rope(q, cos, sin) @ apply_rope(c @ w_uk.T, cos, sin).T
-        folded = torch.einsum("mi,mnic,nc->mn", q, fold, c)
-        fixed = q @ w_uk @ c.T
-        norm = torch.linalg.matrix_norm(w_uk)
-        distance = torch.linalg.matrix_norm(fold - w_uk) / norm
-        spread = max((torch.linalg.matrix_norm(fold[m, n] - fold[m - n, 0]) / norm).item()
-                     for m in range(T) for n in range(m + 1))
-        k_full, _ = layer._expand(latent, k_rope)  # the keys the naive path forms
-        full = torch.cat([q_nope, q_rope], -1)[0, head] @ k_full[0, head].T
-        absorbed = (q @ w_uk) @ c.T + q_rope[0, head] @ k_rope[0].T  # never forms a key
-    return RopeAbsorption(
-        fold=fold, fold_distance=distance, by_offset_spread=spread,
-        coupled_fold_error=(folded - true).abs().max().item(),
-        coupled_fixed_error=((fixed - true).abs().max() / true.abs().max()).item(),
-        decoupled_error=(absorbed - full).abs().max().item(),
-        score_scale=full.abs().max().item())
+def content_scores(q_nope: torch.Tensor, w_uk: torch.Tensor, latent: torch.Tensor,
+                   absorbed: bool = True) -> torch.Tensor:
+    """One head's content scores q_t . k_s with k_s = W_UK c_s: q_nope (T, d_h), w_uk (d_h,
+    d_c), latent (S, d_c) -> (T, S). absorbed=False forms every key (S, d_h) first, as the
+    naive path does; absorbed=True multiplies each query by W_UK once, (W_UK^T q) . c_s,
+    and never forms a key. Re-associated products: the same scores."""
+    for name, t in (("q_nope", q_nope), ("w_uk", w_uk), ("latent", latent)):
+        if not torch.is_tensor(t) or t.dim() != 2:
+            raise ValueError(f"{name} must be a 2-D tensor, not {type(t).__name__} "
+                             f"of shape {tuple(getattr(t, 'shape', ()))}.")
+    if q_nope.shape[1] != w_uk.shape[0] or latent.shape[1] != w_uk.shape[1]:
+        raise ValueError(f"Shapes do not chain: q_nope {tuple(q_nope.shape)}, w_uk "
+                         f"{tuple(w_uk.shape)}, latent {tuple(latent.shape)}; need (T, d_h), "
+                         "(d_h, d_c), (S, d_c).")
+    if absorbed:
+        return (q_nope @ w_uk) @ latent.T
+    return q_nope @ (latent @ w_uk.T).T
 
 
 # ----------------------------------------------------------------------------- timing
@@ -290,38 +254,27 @@ def filled_cache(layer: MLAttention, context: int, batch: int = 1, dtype=torch.f
     return cache
 
 
-def _sync(device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
 def time_decode_step(layer: MLAttention, path: str, context: int, batch: int = 1,
                      repeats: int = 5, dtype=torch.float32, seed: int = 0) -> float:
-    """Best-of-`repeats` seconds of one decode step (one new token per sequence) at `context` cached
-    tokens, for the layer decoding along `path` ("naive", "absorbed" or "mha")."""
+    """Best-of-`repeats` seconds (`course.timing.best_seconds`, one untimed warm-up) of one
+    decode step (one new token per sequence) at `context` cached tokens, for the layer
+    decoding along `path` ("naive", "absorbed" or "mha"). Each call appends its token."""
+    from course import timing
+
     validate.choice("decode path", path, PATHS)
-    context, batch, repeats = (validate.integer(name, n) for name, n in
-                               (("context", context), ("batch", batch), ("repeats", repeats)))
-    if context < 1 or batch < 1 or repeats < 1:
-        raise ValueError("context, batch and repeats must be at least 1.")
+    context = validate.integer("context", context, 1, MAX_CONTEXT)
+    batch = validate.integer("batch", batch, 1, 4096)
+    repeats = validate.integer("repeats", repeats, 1, 1000)
     old, layer.path = layer.path, path
     try:
         gen = torch.Generator().manual_seed(seed)
         cache = filled_cache(layer, context, batch, dtype, gen)
         device = next(layer.parameters()).device
         x = torch.randn(batch, 1, layer.wkv_a.weight.shape[1], generator=gen).to(device, dtype)
-        times = []
         with torch.no_grad():
-            layer(x, cache)  # warm-up
-            for _ in range(repeats):
-                _sync(device)
-                start = time.perf_counter()
-                layer(x, cache)
-                _sync(device)
-                times.append(time.perf_counter() - start)
+            return timing.best_seconds(lambda: layer(x, cache), repeats, device=device)
     finally:
         layer.path = old
-    return min(times)  # the least-disturbed run, as timeit recommends on a shared machine
 
 
 def decode_layer(sizes: dict, device=None, dtype=None) -> MLAttention:
@@ -331,6 +284,8 @@ def decode_layer(sizes: dict, device=None, dtype=None) -> MLAttention:
 
     from course.device import device as pick_device
 
+    if not isinstance(sizes, dict):
+        raise ValueError(f"sizes must be a dict of layer widths (a preset), not {sizes!r}.")
     device = device or pick_device()
     dtype = dtype or (torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32)
     keys = ("d_model", "n_heads", "q_lora_rank", "kv_lora_rank", "qk_nope_head_dim",
@@ -345,11 +300,16 @@ def measure_decode(sizes: dict | None = None, contexts=None, batch: int | None =
     length, at the `mla_decode` preset for the current size (toy on CPU, V3 dims on CUDA)."""
     from course.presets import preset
 
-    sizes = sizes or preset("mla_decode")
-    contexts = tuple(contexts or sizes["contexts"])
+    sizes = preset("mla_decode") if sizes is None else sizes
     layer = decode_layer(sizes)
+    contexts = tuple(validate.integer("context", c, 1, MAX_CONTEXT)
+                     for c in (sizes.get("contexts", ()) if contexts is None else contexts))
+    if not contexts:
+        raise ValueError("contexts must name at least one context length.")
+    batch = validate.positive_int("batch", sizes.get("batch", 1) if batch is None else batch)
+    repeats = validate.positive_int("repeats",
+                                    sizes.get("repeats", 5) if repeats is None else repeats)
     dtype = next(layer.parameters()).dtype
-    batch, repeats = batch or sizes.get("batch", 1), repeats or sizes.get("repeats", 5)
     seconds = {p: [time_decode_step(layer, p, c, batch, repeats, dtype) for c in contexts]
                for p in ("mha", "naive", "absorbed")}
     return dict(contexts=contexts, batch=batch, seconds=seconds, dtype=str(dtype),

@@ -1,4 +1,5 @@
-"""KV-cache calculators against FACTS.md section 2 and against independent computations."""
+"""KV-cache calculators against the published numbers (DeepSeek-V2 Table 1, the ISCA '25
+paper's Table 1) and against independent computations."""
 
 import numpy as np
 import pytest
@@ -62,6 +63,61 @@ def test_tokens_that_fit_beside_the_weights():
     assert kv.tokens_that_fit("deepseek-v3", 141, 8, weight_bytes=1) == int(free // 70_272)
     with pytest.raises(ValueError, match="do not fit"):
         kv.tokens_that_fit("deepseek-v3", 80, 1)
+    mha = kv.tokens_that_fit("deepseek-v3", 141, 8, weight_bytes=1, mha=True)
+    assert mha == int(free // (2 * 128 * 128 * 61 * 2))  # 2 x heads x d_h x layers x BF16
+    fp8 = kv.tokens_that_fit("deepseek-v3", 141, 8, weight_bytes=1, kv_dtype_bytes=1)
+    assert fp8 == int(free // (576 * 61))  # an FP8 cache: one byte per number
+
+
+@pytest.mark.parametrize("name, mha", [("deepseek-v3", False), ("deepseek-v3", True),
+                                       ("llama-3.1-405b", False)])
+@pytest.mark.parametrize("weight_bytes, kv_bytes", [(2, 2), (1, 2), (1, 1)])
+def test_tokens_to_outweigh_is_where_the_cache_passes_the_weights(name, mha, weight_bytes,
+                                                                  kv_bytes):
+    n = kv.tokens_to_outweigh(name, weight_bytes, kv_bytes, mha=mha)
+    weights = param_count(name).total * weight_bytes
+    per = (kv.mha_bytes_per_token(name, kv_bytes) if mha
+           else kv.kv_bytes_per_token(name, kv_bytes))
+    assert n * per > weights >= (n - 1) * per  # the first token count past the weights
+    if not mha:
+        assert kv.kv_cache_bytes(name, n, dtype_bytes=kv_bytes) > weights
+        assert kv.kv_cache_bytes(name, n - 1, dtype_bytes=kv_bytes) <= weights
+
+
+def test_tokens_to_outweigh_gqa_vs_mla():
+    # same format for weights and cache: the crossing does not depend on the format
+    bf16 = kv.tokens_to_outweigh("deepseek-v3", 2, 2)
+    assert kv.tokens_to_outweigh("deepseek-v3", 1, 1) in range(bf16 - 1, bf16 + 2)
+    assert kv.tokens_to_outweigh("deepseek-v3", 1, 2) in range(bf16 // 2 - 1, bf16 // 2 + 2)
+    v3, llama = kv.tokens_to_outweigh("deepseek-v3"), kv.tokens_to_outweigh("llama-3.1-405b")
+    ratio = (param_count("deepseek-v3").total / 70_272) / (
+        param_count("llama-3.1-405b").total / 516_096)
+    assert v3 / llama == pytest.approx(ratio, rel=1e-5)
+    with pytest.raises(ValueError, match="weight_bytes"):
+        kv.tokens_to_outweigh("deepseek-v3", weight_bytes=0)
+
+
+@pytest.mark.parametrize("attention", ["mha", "mla"])
+def test_attention_rows_new_row_from_the_cache_old_rows_unchanged(attention):
+    torch.manual_seed(0)
+    model = TinyLM(tiny_config(attention=attention)).eval()
+    idx = torch.tensor([[3, 14, 15, 92, 65, 35]])
+    r = kv.attention_rows(model, idx, layer=1, head=2)
+    assert r.before.shape == (5, 5) and r.step.shape == (6,) and r.full.shape == (6, 6)
+    assert r.old_rows_change < 1e-6 and r.step_error < 1e-6
+    torch.testing.assert_close(r.full[:5, :5], r.before)
+    torch.testing.assert_close(r.full[5], r.step)
+    # the nearest old row, recomputed: renormalise the new row over the old tokens
+    w = r.step[:5] / r.step[:5].sum()
+    assert r.nearest_old_row == pytest.approx(
+        min(float((w - r.before[i]).abs().max()) for i in range(5)), abs=1e-7)
+    assert r.nearest_old_row > 1e-3  # the new query weighs the old tokens differently
+    assert torch.triu(r.before, 1).abs().max() == 0  # causal: no row sees the future
+    assert not model.blocks[1].attn.store_weights  # left as it was
+    with pytest.raises(ValueError, match="head must be"):
+        kv.attention_rows(model, idx, head=9)
+    with pytest.raises(ValueError, match="idx must be"):
+        kv.attention_rows(model, idx[:, :1])
 
 
 def test_decode_cost_batch_one_is_memory_bound_and_batching_raises_intensity():

@@ -5,6 +5,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from course.configs import load_config
 from course.mla import PATHS, MLACache, MLAttention, filled_cache, time_decode_step
 from course.model import TinyLM, generate
 from course.train import tiny_config
@@ -86,15 +87,36 @@ def test_bad_inputs_raise_sentences():
     layer.path = "mha"
     with pytest.raises(ValueError, match="another decode path"):
         layer(torch.randn(1, 2, 32), MLACache(8, 4))
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(ValueError, match="context must be a whole number from 1"):
         time_decode_step(layer, "naive", context=0)
+    with pytest.raises(ValueError, match="repeats must be"):
+        time_decode_step(layer, "naive", context=4, repeats=0)
 
 
-def test_time_decode_step_runs_every_path_and_restores_path():
-    layer = MLAttention(small_cfg())
+def test_time_decode_step_times_one_decode_step_with_the_course_timer(monkeypatch):
+    """The timed function is one decode step of the chosen path through a filled cache,
+    handed to course.timing (the package's one timing helper)."""
+    from course import timing
+
+    seen = []
+
+    def fake_best(fn, repeats, **kw):
+        seen.append((repeats, kw, fn(), fn()))
+        return 0.25
+
+    monkeypatch.setattr(timing, "best_seconds", fake_best)
+    torch.manual_seed(0)
+    layer = MLAttention(small_cfg()).double()
     for path in PATHS:
-        assert 0 < time_decode_step(layer, path, context=32, repeats=2) < 5
-    assert layer.path == "naive"
+        assert time_decode_step(layer, path, context=9, batch=2, repeats=3,
+                                dtype=torch.float64) == 0.25
+        assert layer.path == "naive"  # restored
+    for repeats, kw, first, second in seen:
+        assert repeats == 3 and kw["device"].type == "cpu"
+        assert first.shape == (2, 1, 32) and not torch.equal(first, second)  # cache grew
+    # the same seed makes the same cache and token, and every path computes the same step
+    for _, _, first, _ in seen[1:]:
+        torch.testing.assert_close(first, seen[0][2], rtol=0, atol=1e-10)
 
 
 @pytest.mark.parametrize("path", ["naive", "absorbed"])
@@ -130,7 +152,13 @@ def test_realistic_preset_layer_has_deepseek_v3_attention_params():
     from course.presets import preset
 
     layer = decode_layer(preset("mla_decode", "realistic"), device="meta")
-    assert sum(p.numel() for p in layer.parameters()) == 187_107_328  # FACTS.md 1.3
+    v3 = load_config("deepseek-v3")  # the shapes of DeepSeek-V3's config.json
+    H, d, qk = v3.num_heads, v3.hidden_size, v3.qk_nope_head_dim + v3.qk_rope_head_dim
+    expected = (d * v3.q_lora_rank + v3.q_lora_rank + v3.q_lora_rank * H * qk  # wq_a, norm, wq_b
+                + d * (v3.kv_lora_rank + v3.qk_rope_head_dim) + v3.kv_lora_rank  # wkv_a, norm
+                + v3.kv_lora_rank * H * (v3.qk_nope_head_dim + v3.v_head_dim)  # wkv_b
+                + H * v3.v_head_dim * d)  # wo
+    assert sum(p.numel() for p in layer.parameters()) == expected == 187_107_328
     assert layer.new_cache().widths == {"latent": 512, "k_rope": 64}
 
 
@@ -157,7 +185,7 @@ def _rotation(p: int, d: int, base: float = 10000.0) -> torch.Tensor:
 
 
 def test_coupled_rope_needs_a_different_fold_for_every_position_pair():
-    from course.mla import rope_absorption
+    from course.rope import rope_absorption
 
     torch.manual_seed(0)
     layer = MLAttention(small_cfg()).double()
@@ -177,7 +205,7 @@ def test_coupled_rope_needs_a_different_fold_for_every_position_pair():
 
 
 def test_decoupled_rope_key_lets_absorption_match_the_full_scores():
-    from course.mla import rope_absorption
+    from course.rope import rope_absorption
 
     torch.manual_seed(1)
     for q_lora_rank in (0, 12):
@@ -188,7 +216,7 @@ def test_decoupled_rope_key_lets_absorption_match_the_full_scores():
 
 
 def test_rope_absorption_rejects_bad_input():
-    from course.mla import rope_absorption
+    from course.rope import rope_absorption
 
     layer = MLAttention(small_cfg())
     with pytest.raises(ValueError, match="head must be a whole number from 0 to 3"):
@@ -197,3 +225,53 @@ def test_rope_absorption_rejects_bad_input():
         rope_absorption(layer, torch.randn(4, 32))
     with pytest.raises(ValueError, match="even qk_nope_head_dim"):
         rope_absorption(MLAttention(small_cfg(qk_nope_head_dim=7)), torch.randn(1, 4, 32))
+
+
+def test_content_scores_absorbed_equals_forming_the_keys():
+    from course.exercises import get
+    from course.mla import content_scores
+
+    g = torch.Generator().manual_seed(3)
+    q, w, c = (torch.randn(*s, generator=g, dtype=torch.float64) for s in ((5, 8), (8, 6),
+                                                                           (7, 6)))
+    keys = torch.stack([w @ c_s for c_s in c])  # k_s = W_UK c_s, one key per cached token
+    expected = torch.tensor([[float(q_t @ k_s) for k_s in keys] for q_t in q],
+                            dtype=torch.float64)
+    for absorbed in (True, False):
+        torch.testing.assert_close(content_scores(q, w, c, absorbed), expected)
+    ex = get("11.absorbed_scores")
+    assert ex.oracle is not None
+    for args in ex.cases():
+        assert not torch.allclose(ex.wrong(*args), ex.oracle(*args))
+    with pytest.raises(ValueError, match="do not chain"):
+        content_scores(q, w.T, c)
+    with pytest.raises(ValueError, match="2-D tensor"):
+        content_scores(q[0], w, c)
+
+
+def test_every_function_exercise_of_notebook_11_has_an_oracle():
+    from course.exercises import all_exercises
+
+    missing = [n for n, ex in all_exercises().items()
+               if ex.notebook == "11" and ex.reference is not None and ex.oracle is None]
+    assert not missing, missing
+
+
+def test_latent_ranks_bound_before_rope_and_grow_after():
+    from course.rope import latent_ranks
+
+    torch.manual_seed(4)
+    layer = MLAttention(small_cfg())  # d_c 8, 4 heads of d_nope 8 and d_v 6, d_rope 4
+    r = latent_ranks(layer, torch.randn(2, 30, 32))
+    assert (r.tokens, r.width, r.d_c, r.d_rope) == (60, 4 * (8 + 6), 8, 4)
+    assert r.before_rope == 8  # = d_c: every head's K and V live in the latent's span
+    assert r.with_rope_key == 8 + 4  # + the one shared RoPE key: what the cache holds
+    # rotated content keys fill all 4 x 8 key dimensions; V still adds its d_c
+    assert r.content_rotated == 4 * 8 + 8
+    assert layer.wkv_b.weight.dtype == torch.float32  # the layer itself is left as it was
+    short = latent_ranks(layer, torch.randn(1, 5, 32))
+    assert short.before_rope == short.content_rotated == 5  # 5 tokens: rank <= 5 anyway
+    with pytest.raises(ValueError, match="x must be"):
+        latent_ranks(layer, torch.randn(1, 0, 32))
+    with pytest.raises(ValueError, match="MLA layer"):
+        latent_ranks(torch.nn.Linear(2, 2), torch.randn(1, 3, 2))

@@ -2,7 +2,7 @@
 
 import torch
 
-from course import kvcache
+from course import kvcache, mla
 from course.exercises import Exercise, register
 
 
@@ -43,6 +43,7 @@ register(Exercise(
     prompt="One head's scores q . (W_UK c_s) for all cached latents, without forming keys.",
     hint="q . (W c) = (W^T q) . c: multiply the query by W_UK once, then by every latent.",
     reference=absorbed_scores,
+    oracle=lambda q, w, c: mla.content_scores(q, w, c, absorbed=False),  # forms the keys
     cases=lambda: [(torch.randn(3, 4, generator=torch.Generator().manual_seed(s)),
                     torch.randn(4, 6, generator=torch.Generator().manual_seed(s + 1)),
                     torch.randn(5, 6, generator=torch.Generator().manual_seed(s + 2)))
