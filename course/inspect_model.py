@@ -3,13 +3,17 @@ probabilities, knock-outs and the size of each block's update to the residual st
 
 Everything runs the real `course.model.TinyLM` trained by `course.train.train_lm` on the
 shipped corpus. `trained_tiny_model()` trains once per process (cached), so notebooks and
-widgets share one model. Knock-outs zero a block's attention or MLP output ("zero
-ablation"); the model was never trained to work without them, so a knock-out measures
-how much the prediction *depends* on that part, not what the part "knows".
+widgets share one model. Knock-outs remove a block's attention or MLP output in one of
+two ways: "zero" (replace it by zeros) or "mean" (replace it, position by position, by its
+average over the held-out sentences). The model was never trained without them, so a
+knock-out measures how much the prediction *depends* on that part, not what the part
+"knows"; zeroing also moves the later layers' inputs off the distribution they were
+trained on, which mean ablation avoids for the part's average contribution.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -21,6 +25,7 @@ from course.presets import preset
 from course.train import TrainResult, tiny_config, train_lm
 
 KINDS = ("colour", "fact", "capital")
+ABLATIONS = ("zero", "mean")
 
 
 @lru_cache(maxsize=4)
@@ -115,37 +120,130 @@ class KnockoutScore:
     mean_prob: float  # mean probability given to the answer
 
 
+@lru_cache(maxsize=4)
 @torch.no_grad()
-def knockout_score(model: TinyLM, kind: str, knockout: set | None = None) -> KnockoutScore:
-    """Top-1 accuracy and mean answer probability over all corpus prompts of one kind."""
+def mean_outputs(model: TinyLM, max_len: int = 16) -> dict[tuple[str, int], torch.Tensor]:
+    """Each part's output averaged at each position over the held-out sentences (the last
+    10% of the corpus), each fed as the prompts are: "." then the words.
+
+    Keys ("attn" | "ffn", layer) -> (positions, d_model); row t is the mean at position t,
+    for every position some held-out sentence reaches (at most `max_len`)."""
+    sentences = data.load_corpus()
+    held_out = sentences[-int(len(sentences) * 0.1):]  # the split train_lm validates on
+    by_len: dict[int, list] = {}
+    for s in held_out:
+        ids = encode_prompt(s)[0][:max_len]
+        by_len.setdefault(len(ids), []).append(ids)
+    seen, sums = {}, {}
+    counts = torch.zeros(max_len)
+    hooks = [getattr(b, part).register_forward_hook(
+                 lambda m, i, out, key=(part, n): seen.__setitem__(key, out))
+             for n, b in enumerate(model.blocks) for part in ("attn", "ffn")]
+    try:
+        for length, group in by_len.items():
+            model(torch.stack(group))
+            for key, out in seen.items():
+                sums.setdefault(key, torch.zeros(max_len, out.shape[-1]))[:length] += out.sum(0)
+            counts[:length] += len(group)
+    finally:
+        for h in hooks:
+            h.remove()
+    rows = int((counts > 0).sum())  # positions some held-out sentence reaches
+    return {key: total[:rows] / counts[:rows, None] for key, total in sums.items()}
+
+
+@contextmanager
+def ablated(model: TinyLM, knockout: set | None, ablation: str = "zero"):
+    """Yield the `knockout=` argument for `model(...)` inside the block: the set itself for
+    "zero"; for "mean", nothing, with each listed part's output replaced by
+    `mean_outputs(model)` (forward hooks, removed on exit)."""
+    if ablation not in ABLATIONS:
+        raise ValueError(f"ablation must be one of {', '.join(ABLATIONS)}, not {ablation!r:.40}.")
+    if ablation == "zero" or not knockout:
+        yield knockout
+        return
+    means = mean_outputs(model)
+
+    def replace(module, inputs, out, mu):
+        if out.shape[1] > len(mu):
+            raise ValueError(f"Mean ablation knows the first {len(mu)} positions (the longest "
+                             f"held-out sentence); this prompt has {out.shape[1]} tokens.")
+        return mu[:out.shape[1]].expand_as(out)
+
+    hooks = [getattr(model.blocks[i], part).register_forward_hook(
+                 lambda m, inp, out, mu=means[(part, i)]: replace(m, inp, out, mu))
+             for part, i in knockout]
+    try:
+        yield None
+    finally:
+        for h in hooks:
+            h.remove()
+
+
+@torch.no_grad()
+def knockout_score(model: TinyLM, kind: str, knockout: set | None = None,
+                   ablation: str = "zero") -> KnockoutScore:
+    """Top-1 accuracy and mean answer probability over all corpus prompts of one kind,
+    with the parts in `knockout` zeroed or replaced by their mean (`ablation`)."""
     pairs, tok = corpus_prompts(kind), data.tokenizer()
     by_len: dict[int, list] = {}
     for prompt, answer in pairs:  # batch prompts of equal length: no padding needed
         ids = encode_prompt(prompt)[0]
         by_len.setdefault(len(ids), []).append((ids, tok.ids[answer]))
     hits, prob = 0.0, 0.0
-    for group in by_len.values():
-        idx = torch.stack([ids for ids, _ in group])
-        answers = torch.tensor([a for _, a in group])
-        probs = model(idx, knockout=knockout).logits[:, -1].softmax(-1)
-        hits += (probs.argmax(-1) == answers).sum().item()
-        prob += probs[torch.arange(len(group)), answers].sum().item()
+    with ablated(model, knockout, ablation) as ko:
+        for group in by_len.values():
+            idx = torch.stack([ids for ids, _ in group])
+            answers = torch.tensor([a for _, a in group])
+            probs = model(idx, knockout=ko).logits[:, -1].softmax(-1)
+            hits += (probs.argmax(-1) == answers).sum().item()
+            prob += probs[torch.arange(len(group)), answers].sum().item()
     return KnockoutScore(kind, len(pairs), hits / len(pairs), prob / len(pairs))
 
 
-def knockout_table(model: TinyLM) -> dict[str, dict[str, KnockoutScore]]:
-    """Scores for every kind with nothing, each layer's attention, each layer's MLP, all
-    attention and all MLPs knocked out. Keys: condition label -> kind -> score."""
-    L = len(model.blocks)
+def knockout_conditions(n_layers: int) -> dict[str, set]:
+    """Label -> knock-out set: nothing, each layer's attention, each layer's MLP, all
+    attention, all MLPs."""
     conditions = {"nothing": set()}
-    for i in range(L):
+    for i in range(n_layers):
         conditions[f"attention {i}"] = knockout_set(attn_layers=[i])
-    for i in range(L):
+    for i in range(n_layers):
         conditions[f"MLP {i}"] = knockout_set(ffn_layers=[i])
-    conditions["all attention"] = knockout_set(attn_layers=range(L))
-    conditions["all MLPs"] = knockout_set(ffn_layers=range(L))
-    return {label: {k: knockout_score(model, k, ko) for k in KINDS}
-            for label, ko in conditions.items()}
+    conditions["all attention"] = knockout_set(attn_layers=range(n_layers))
+    conditions["all MLPs"] = knockout_set(ffn_layers=range(n_layers))
+    return conditions
+
+
+def knockout_table(model: TinyLM, ablation: str = "zero") -> dict[str, dict[str, KnockoutScore]]:
+    """Scores for every kind under every `knockout_conditions`. Keys: condition label ->
+    kind -> score."""
+    return {label: {k: knockout_score(model, k, ko, ablation) for k in KINDS}
+            for label, ko in knockout_conditions(len(model.blocks)).items()}
+
+
+@dataclass
+class Shift:
+    cosine: float  # mean cosine between the part's output with and without the knock-out
+    norm_ratio: float  # mean |output with| / |output without|
+
+
+@torch.no_grad()
+def output_shift(model: TinyLM, kind: str, knockout: set, part: tuple[str, int]) -> Shift:
+    """How a later part's output at each prompt's last word changes when the parts in
+    `knockout` are zeroed: it was trained on a residual stream that contained them."""
+    outs = []
+    for ko in (set(), knockout):
+        seen = []
+        hook = getattr(model.blocks[part[1]], part[0]).register_forward_hook(
+            lambda m, i, out, seen=seen: seen.append(out[0, -1]))
+        try:
+            for prompt, _ in corpus_prompts(kind):
+                model(encode_prompt(prompt), knockout=ko)
+        finally:
+            hook.remove()
+        outs.append(torch.stack(seen))
+    cos = torch.nn.functional.cosine_similarity(outs[0], outs[1], dim=-1)
+    return Shift(float(cos.mean()), float((outs[1].norm(dim=-1) / outs[0].norm(dim=-1)).mean()))
 
 
 @dataclass

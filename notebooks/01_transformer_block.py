@@ -44,8 +44,8 @@ print(device.describe())
 # %% [markdown]
 # ## 1. A toy corpus and a word-level tokenizer
 #
-# The course ships its own corpus (`assets/corpus/tiny.txt`, 3,000 short sentences, no
-# downloads). Some sentences need **context** (a colour said earlier must be repeated),
+# The course ships its own corpus (`assets/corpus/tiny.txt`, a few thousand short
+# sentences, no downloads; the cell counts them). Some sentences need **context** (a colour said earlier must be repeated),
 # some need **knowledge** (which sport an athlete played, a country's capital). One
 # token is one word, so an attention map reads like the sentence; the price is that a
 # word the corpus never uses cannot be typed.
@@ -64,8 +64,8 @@ assert tok.decode(tok.encode("the green forest has green trees")) == "the green 
 # `TinyLM` (in `course/model.py`) is the course's one model: an embedding, a stack of
 # blocks, a final norm and an output layer. Here it has multi-head attention (MHA),
 # a dense SwiGLU MLP and FP32 weights; later notebooks flip switches to MLA, MoE, FP8
-# and multi-token prediction. Training takes a few seconds on a laptop CPU and is cached,
-# so the widgets below reuse the same model. (It stays this small on a GPU too: it is the
+# and multi-token prediction. Training runs once per kernel (the cell prints how long it
+# took on this machine) and is cached, so the widgets below reuse the same model. (It stays this small on a GPU too: it is the
 # model we want to look inside.)
 
 # %%
@@ -73,6 +73,8 @@ run = im.trained_tiny_model()
 model = run.model
 print(model.cfg.n_layers, "blocks, width", model.cfg.d_model, ",", model.cfg.n_heads, "heads")
 print(f"loss: {run.loss[0]:.2f} at the start -> {run.loss[-1]:.2f}; held-out {run.val_loss:.2f}")
+tokens_seen = len(run.loss) * preset("tiny_lm", "toy")["batch"] * model.cfg.seq_len
+print(f"trained on {tokens_seen:,} tokens in {tokens_seen / run.tokens_per_s:.1f} s")
 assert run.val_loss < 1.0
 
 # %%
@@ -164,42 +166,87 @@ plots.next_token_bars(im.next_token_probs(model, "the capital of peru is"),
 #
 # The story says attention does the mixing and the MLP holds the knowledge. Let's test
 # it on the real model. We zero the output of one part and measure the top-1 accuracy
-# over **every** matching prompt in the corpus: 191 colour-copy prompts ("... the green
-# forest has" → green), 48 athlete facts ("... babe ruth played" → baseball) and 16
-# capitals.
+# over **every** matching prompt in the corpus: colour-copy prompts ("... the green
+# forest has" → green), athlete facts ("... babe ruth played" → baseball) and capitals.
+# The cell counts them.
 
 # %%
+kinds = {kind: len(im.corpus_prompts(kind)) for kind in im.KINDS}
+print("prompts per kind:", kinds)
 table = im.knockout_table(model)
 for label, scores in table.items():
     print(f"{label:14}", "  ".join(f"{k} {s.accuracy:5.0%}" for k, s in scores.items()))
 plots.knockout_bars(table).show()
 
 # %% [markdown]
-# **What the numbers show (honestly).** The exact percentages move a little from machine
-# to machine (training's floating-point sums depend on the number of CPU threads), but
-# the pattern holds:
+# The exact percentages move a little from machine to machine (training's floating-point
+# sums depend on the number of CPU threads), but the pattern holds. Zeroing **layer 0's
+# attention** collapses the colour prompts, as the story predicts: nothing else carries
+# "green" to the end of the sentence. It collapses the **facts** too: to answer "babe
+# ruth played", the word "played" must first *look back* at "ruth", and looking back is
+# attention's job.
 #
-# - Zeroing **layer 0's attention** collapses the colour prompts, as the story predicts:
-#   nothing else carries "green" to the end of the sentence. It collapses the **facts**
-#   too: to answer "babe ruth played", the word "played" must first *look back* at
-#   "ruth", and looking back is attention's job. Layer 1's attention hardly matters.
-# - Zeroing **MLPs** does not split along the story's line. The first MLP matters for
-#   colours and facts alike; with *all* MLPs gone, most facts still come out right while
-#   colour copying suffers more. A model this small can store "ruth → baseball" in its
-#   embedding and output matrices and read it through attention.
-#
-# So attention is needed for anything that depends on another word, and where the
-# knowledge lives is spread out. In large models, knock-out and editing studies do find
-# many facts in the MLPs of the middle layers — "the MLP stores the facts" is a
-# tendency, not a law.
+# The MLP rows hold a puzzle: zeroing MLP 0 alone costs more facts than zeroing **both**
+# MLPs. Removing more of the model should not help it. The catch is that zeroing is not
+# "switching off": MLP 1 was trained on a residual stream that always contained MLP 0's
+# output. Zero MLP 0 and MLP 1 still runs, on an input it never saw. How different is
+# what it writes at the prompt's last word?
+
+# %%
+shift = im.output_shift(model, "fact", im.knockout_set(ffn_layers=[0]), ("ffn", 1))
+print(f"MLP 1's output with MLP 0 zeroed vs intact: cosine {shift.cosine:.2f}, "
+      f"{shift.norm_ratio:.2f}x as long")
+assert table["all MLPs"]["fact"].accuracy > table["MLP 0"]["fact"].accuracy  # the puzzle
+assert shift.cosine < 0.9  # MLP 1 writes something else: its input is off-distribution
+
+# %% [markdown]
+# MLP 1 answers an input off its training distribution with a vector pointing elsewhere,
+# and that vector, not the missing MLP 0, costs most of the facts: zero MLP 1 too and
+# they come back. A fairer knock-out keeps the later layers on familiar ground:
+# **mean ablation** replaces a part's output, position by position, by its *average*
+# over the held-out sentences (`im.mean_outputs`). The average stays; only what the part
+# computed from *this* prompt is removed. Both, side by side:
+
+# %%
+mean_table = im.knockout_table(model, ablation="mean")
+print(f"{'':14}" + "".join(f"{k:>16}" for k in im.KINDS))
+for label in table:
+    print(f"{label:14}" + "".join(
+        f"{table[label][k].accuracy:7.0%} →{mean_table[label][k].accuracy:5.0%}   "
+        for k in im.KINDS))
+print("(zeroed → replaced by the mean)")
+plots.ablation_bars(table, mean_table, "fact").show()
+sink = im.mean_outputs(model)[("ffn", 0)].norm(dim=-1)
+print(f"MLP 0's mean output: length {sink[0]:.1f} at the '.' that starts every prompt, "
+      f"{sink[1:5].mean():.1f} at the next four positions")
 
 # %%
 checks.check_close("nothing removed: all colour prompts right",
                    table["nothing"]["colour"].accuracy, 1.0, atol=0.02)
-assert table["attention 0"]["colour"].accuracy < 0.5   # mixing needs attention
-assert table["attention 0"]["fact"].accuracy < 0.5     # ... and so does the fact lookup
-# without any MLP, facts fare better than colour copying: the opposite of the story
-assert table["all MLPs"]["fact"].accuracy > table["all MLPs"]["colour"].accuracy
+for t in (table, mean_table):
+    assert t["attention 0"]["colour"].accuracy < 0.5   # mixing needs attention
+    assert t["attention 0"]["fact"].accuracy < 0.5     # ... and so does the fact lookup
+assert mean_table["all MLPs"]["fact"].accuracy < 0.5 < table["all MLPs"]["fact"].accuracy
+
+# %% [markdown]
+# **What the two columns say.**
+#
+# - Attention 0 is essential either way: for copying context and for looking up a fact
+#   about a named person. Layer 1's attention hardly matters either way.
+# - With the MLPs' averages kept and only their prompt-specific part removed, every kind
+#   of prompt suffers and, with both MLPs out, the facts collapse: in the model as
+#   trained, the answer to "babe ruth played" does come from what the MLPs compute from
+#   the prompt. The high fact score with *all* MLPs zeroed is
+#   real but narrow: with nothing written on top, what attention copied from "ruth" is
+#   still enough to point at "baseball". Zeroing removes the MLPs' large average outputs
+#   as well (MLP 0 writes a long vector at the "." every prompt starts with), which is
+#   exactly the off-distribution change mean ablation avoids.
+#
+# So the knock-out method decides part of the answer, and a careful study reports which
+# one it used. In large models, mean ablation is the usual choice (Wang et al. 2022,
+# arXiv:2211.00593), and causal-tracing studies locate many facts in the MLPs of the
+# middle layers (Meng et al. 2022, arXiv:2202.05262, §2): "the MLP stores the facts" is a
+# tendency, not a law.
 
 # %% [markdown]
 # ## 6. The residual stream
@@ -217,12 +264,14 @@ torch.testing.assert_close(norms.stream[-1], out.hidden[0].norm(dim=-1))
 # ## 7. Try it yourself
 #
 # Type a sentence from the corpus's world, pick a layer and head, and tick boxes to
-# zero parts of the model. A word the corpus never uses gets a message instead of a
-# map: try "the purple dragon".
+# knock parts of the model out, zeroed or replaced by their mean. A word the corpus never
+# uses gets a message instead of a map: try "the purple dragon".
 #
 # - In "we walked to the red lake and saw", which head looks at "red"?
-# - Tick "zero attention 0": what does the model now say after "the green forest has"?
+# - Tick "attention 0": what does the model now say after "the green forest has"?
 #   And after "the capital of peru is"?
+# - On "babe ruth played", tick "MLP 0", then "MLP 1" as well, first zeroed, then by
+#   the mean. Which of the two knock-outs keeps "baseball"?
 # - Find a prompt whose top guess survives every single knock-out.
 
 # %%
@@ -240,9 +289,10 @@ ko_live
 # %% [markdown]
 # ## 8. At realistic size
 #
-# One block at DeepSeek-V3's width (7,168, 128 heads, dense MLP width 18,432) on a
-# 4,096-token sequence, forward pass only, in BF16. (DeepSeek-V3's real attention is
-# MLA, notebook 11; here it is the plain MHA block of this notebook at the same width.)
+# One block at DeepSeek-V3's width (7,168, 128 heads, dense MLP width 18,432: the
+# released `config_671B.json`) on a 4,096-token sequence, forward pass only, in BF16.
+# (DeepSeek-V3's real attention is MLA, notebook 11; here it is the plain MHA block of
+# this notebook at the same width.)
 # On a CPU this cell times the toy preset of the same code; the realistic numbers need a
 # CUDA GPU.
 
@@ -261,8 +311,8 @@ assert t.forward_flops == cost.block_flops(**{k: preset("block")[k]
 # > theorem."* The theorem says that a network with one hidden layer and enough units can
 # > approximate any continuous function on a bounded input range as closely as you like.
 # > It does **not** say how many units that takes, that gradient descent will find those
-# > weights, or that the function it finds stores *facts* — and as section 5 showed, our
-# > tiny model keeps its facts elsewhere.
+# > weights, or that the function it finds stores *facts*. Section 5 needed two kinds of
+# > knock-out before it could say where our tiny model's facts come from.
 
 # %% [markdown]
 # ## 9. Exercises
@@ -322,8 +372,9 @@ my_rotate = checks.check_exercise("01.rope_rotate", my_rotate)
 # - The causal mask keeps every word from seeing the future; the attention heat map of
 #   a trained model shows words looking back at the word they need.
 # - Knock-outs on the real model: attention is essential for copying context *and* for
-#   looking up facts about a named person; at this size the facts do not live only in
-#   the MLPs.
+#   looking up facts about a named person. Zeroing a part moves the later layers off
+#   their training distribution; mean ablation avoids that, and with it the facts do
+#   need the MLPs.
 #
 # **Next:** [02 · Backprop and the training loop](02_backprop.ipynb) — how those weights
 # were learned.

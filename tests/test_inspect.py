@@ -100,3 +100,67 @@ def test_widgets_update_in_place_and_report_unknown_words():
     assert len(live.fig.data[0].z) == 4 and live.error is None
     live.apply(text="the purple dragon")
     assert "never saw" in live.error and len(live.fig.data[0].z) == 4  # last good figure kept
+
+
+def test_mean_outputs_are_the_average_over_held_out_sentences(model):
+    from course import data
+
+    means = im.mean_outputs(model)
+    assert set(means) == {(p, i) for p in ("attn", "ffn") for i in range(model.cfg.n_layers)}
+    sentences = data.load_corpus()
+    held_out = sentences[-int(len(sentences) * 0.1):]
+    # position 0 is always "." and sees only itself: every sentence gives the same output
+    out = model(im.encode_prompt("babe ruth played"))
+    torch.testing.assert_close(means[("ffn", 0)][0], out.updates[0][1][0, 0])
+    torch.testing.assert_close(means[("attn", 1)][0], out.updates[1][0][0, 0])
+    # row 2, recomputed one sentence at a time from the model's own updates
+    rows = [model(im.encode_prompt(s)).updates[1][1][0, 2] for s in held_out if len(s.split()) >= 2]
+    torch.testing.assert_close(means[("ffn", 1)][2], torch.stack(rows).mean(0), rtol=1e-4,
+                               atol=1e-5)
+    longest = max(len(s.split()) for s in held_out) + 1
+    assert len(means[("ffn", 0)]) == min(longest, 16)
+
+
+def test_mean_ablation_replaces_outputs_and_cleans_up(model):
+    idx = im.encode_prompt("the green forest has")
+    plain = model(idx).logits
+    ko = im.knockout_set(ffn_layers=[0])
+    with im.ablated(model, ko, "mean") as k:
+        assert k is None
+        out = model(idx, knockout=k)
+    # the "." position's mean is its own output: nothing changes there, the rest does
+    torch.testing.assert_close(out.logits[0, 0], plain[0, 0])
+    assert not torch.allclose(out.logits[0, -1], plain[0, -1])
+    torch.testing.assert_close(out.updates[0][1][0], im.mean_outputs(model)[("ffn", 0)][:5])
+    torch.testing.assert_close(model(idx).logits, plain)  # hooks removed
+    with im.ablated(model, ko, "zero") as k:
+        assert k == ko
+    with pytest.raises(ValueError, match="ablation must be"):
+        with im.ablated(model, ko, "random"):
+            pass
+    with pytest.raises(ValueError, match="Mean ablation knows the first"):
+        with im.ablated(model, ko, "mean") as k:
+            model(im.encode_prompt(" ".join(["the"] * 40)), knockout=k)
+
+
+def test_zero_and_mean_ablation_disagree_where_the_notebook_says(model):
+    zero, mean = im.knockout_table(model), im.knockout_table(model, "mean")
+    assert all(mean["nothing"][k].accuracy == zero["nothing"][k].accuracy for k in im.KINDS)
+    # zeroing both MLPs keeps more facts than zeroing MLP 0 alone; the mean removes them
+    assert zero["all MLPs"]["fact"].accuracy > zero["MLP 0"]["fact"].accuracy
+    assert mean["all MLPs"]["fact"].accuracy < 0.5 < zero["all MLPs"]["fact"].accuracy
+    shift = im.output_shift(model, "fact", im.knockout_set(ffn_layers=[0]), ("ffn", 1))
+    assert shift.cosine < 0.9
+    same = im.output_shift(model, "fact", set(), ("ffn", 1))
+    assert same.cosine == pytest.approx(1.0, abs=1e-5) and same.norm_ratio == pytest.approx(1.0)
+
+
+def test_knockout_widget_mean_ablation_matches_the_function(model):
+    from course.widgets.transformer import knockout_explorer
+
+    ko = knockout_explorer()
+    ko.controls["ffn_0"].value = True
+    ko.controls["ablation"].value = "mean"
+    with im.ablated(model, im.knockout_set(ffn_layers=[0]), "mean") as k:
+        expected = im.next_token_probs(model, "the green forest has", k)
+    assert ko.result == expected

@@ -49,6 +49,20 @@ def knockout_bars(table: dict, title: str = "") -> go.Figure:
     return fig
 
 
+def ablation_bars(zeroed: dict, mean: dict, kind: str, title: str = "") -> go.Figure:
+    """Bars per knock-out condition: one kind's top-1 accuracy with the part zeroed and with
+    it replaced by its mean (two `course.inspect_model.knockout_table`s)."""
+    conditions = list(zeroed)
+    fig = figure(title or f"{kind} prompts: zeroed vs replaced by the mean", "part knocked out",
+                 "top-1 accuracy on corpus prompts", barmode="group")
+    for i, (name, table) in enumerate((("zeroed", zeroed), ("mean", mean))):
+        acc = [table[c][kind].accuracy for c in conditions]
+        fig.add_bar(x=conditions, y=acc, name=name, marker_color=SEQUENCE[i],
+                    text=[f"{a:.0%}" for a in acc], textposition="outside")
+    fig.update_yaxes(range=[0, 1.12], tickformat=".0%")
+    return fig
+
+
 def residual_figure(norms, title: str = "") -> go.Figure:
     """Per token: the size of each attention and MLP update written into the residual.
 

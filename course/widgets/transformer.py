@@ -8,7 +8,7 @@ import ipywidgets as W
 
 from course import inspect_model as im
 from course.plots import transformer as plots
-from course.widgets import LiveFigure, register_bench, slider
+from course.widgets import LiveFigure, dropdown, register_bench, slider
 
 DEFAULT_PROMPT = "the green forest has"
 
@@ -47,12 +47,14 @@ def attention_explorer() -> LiveFigure:
                       plots.attention_heatmap(tokens, w))
 
 
-def knockout_view(text: str, **switches: bool):
-    """Next-word probabilities with the checked parts zeroed (keys attn_i / ffn_i)."""
+def knockout_view(text: str, ablation: str = "zero", **switches: bool):
+    """Next-word probabilities with the checked parts (keys attn_i / ffn_i) zeroed or
+    replaced by their mean over held-out sentences (`ablation`)."""
     model = im.trained_tiny_model().model
     attn = [int(k[5:]) for k, on in switches.items() if on and k.startswith("attn_")]
     ffn = [int(k[4:]) for k, on in switches.items() if on and k.startswith("ffn_")]
-    return im.next_token_probs(model, text, im.knockout_set(attn, ffn))
+    with im.ablated(model, im.knockout_set(attn, ffn), ablation) as ko:
+        return im.next_token_probs(model, text, ko)
 
 
 def _draw_bars(fig, pairs) -> None:
@@ -67,14 +69,17 @@ def _checkbox(label: str) -> W.Checkbox:
 
 @register_bench("knockout", notebook="01", sweep=lambda: [
     dict(attn_0=True), dict(attn_0=False, ffn_0=True), dict(text="babe ruth played"),
-    dict(ffn_0=False, attn_1=True), dict(text="the capital of peru is")])
+    dict(ffn_0=False, attn_1=True), dict(text="the capital of peru is"),
+    dict(ablation="mean")])
 def knockout_explorer() -> LiveFigure:
-    """Tick a box to zero that part of the model and watch the next-word guess change."""
+    """Tick a box to knock that part out (zeroed, or replaced by its mean) and watch the
+    next-word guess change."""
     L = im.trained_tiny_model().model.cfg.n_layers
-    controls = dict(text=_text(DEFAULT_PROMPT))
+    controls = dict(text=_text(DEFAULT_PROMPT),
+                    ablation=dropdown("knock out by", list(im.ABLATIONS), "zero"))
     for i in range(L):
-        controls[f"attn_{i}"] = _checkbox(f"zero attention {i}")
-        controls[f"ffn_{i}"] = _checkbox(f"zero MLP {i}")
+        controls[f"attn_{i}"] = _checkbox(f"attention {i}")
+        controls[f"ffn_{i}"] = _checkbox(f"MLP {i}")
     pairs = knockout_view(DEFAULT_PROMPT)
     return LiveFigure(controls, knockout_view, _draw_bars, plots.next_token_bars(pairs),
                       summary=lambda p: f"top guess: <b>{p[0][0]}</b> ({p[0][1]:.0%})")
