@@ -32,7 +32,7 @@
 # %%
 import torch
 
-from course import checks, data, kvcache, mla
+from course import checks, data, kvcache, mla, rope
 from course.configs import load_config
 from course.device import seed_everything
 from course.model import generate
@@ -60,6 +60,31 @@ per_token = 2 * cfg.n_heads * (cfg.d_model // cfg.n_heads) * 4  # FP32 bytes
 checks.check_close("cache bytes = 2 x heads x head width x tokens x 4 B",
                    sum(c.nbytes for c in cache),
                    cfg.n_layers * per_token * prompt.shape[1])
+print("what one layer's cache holds:", sorted(vars(cache[0])))
+
+# %% [markdown]
+# > **Check the claim: "attention between two words … is cached."** The cache holds
+# > keys and values, nothing else: no table of token-to-token weights. Each attention
+# > weight belongs to one *query*: row t of the softmax is token t's query against the
+# > keys so far. A new token brings a new query, so its row is new and is computed at
+# > this step, from that query and the cached keys. The earlier rows do not change
+# > (the causal mask), and no later step needs them: storing them would save nothing.
+# > `kvcache.attention_rows` runs one head of the trained model twice on the 6 tokens
+# > written above: the first 5 into a cache and then the 6th, and all 6 at once.
+
+# %%
+rows = kvcache.attention_rows(mha_run.model, fast, layer=1, head=0)
+T = rows.before.shape[0]
+print(f"rows of the first {T} tokens (computed before the new token):")
+print(rows.before.numpy().round(2))
+print(f"the new token's row, from its query and the {T + 1} cached keys:",
+      rows.step.numpy().round(2))
+checks.check_close("the cached step gives the full forward's last row", rows.step_error,
+                   0.0, atol=1e-6)
+checks.check_close("the old rows are unchanged", rows.old_rows_change, 0.0, atol=1e-6)
+print(f"over the same {T} old tokens (rescaled to sum to 1), no old row matches it: the "
+      f"closest still differs by {rows.nearest_old_row:.2f} in one weight")
+assert rows.nearest_old_row > 0.01
 
 # %% [markdown]
 # > **Check the claim: "the KV cache grows quadratically with sequence
@@ -102,13 +127,14 @@ per_tok = {m: kvcache.kv_bytes_per_token(m) for m in models}
 checks.check_close("DeepSeek-V3 cache per token (ISCA'25: 70.272 KB)",
                    per_tok["deepseek-v3"], 70_272)
 for m in models[1:4]:
-    print(f"{m:>15}: {per_tok[m] / per_tok['deepseek-v3']:.2f}x DeepSeek-V3")
+    print(f"{m:>15}: {per_tok[m]:,} / {per_tok['deepseek-v3']:,} = "
+          f"{per_tok[m] / per_tok['deepseek-v3']:.2f}x DeepSeek-V3")
 kvplots.per_token_bars(models, [b / 1024 for b in per_tok.values()],
                        "KV cache per token in BF16").show()
 
 # %% [markdown]
-# Llama-3.1-405B caches 7.34× what DeepSeek-V3 does (the ISCA'25 paper's table
-# prints 7.28×, but 516,096 / 70,272 = 7.34).
+# The ISCA'25 paper's table prints 7.28× for Llama-3.1-405B against DeepSeek-V3; the
+# division above gives a little more.
 #
 # ## 3. MLA in torch: cache the latent, not the heads
 #
@@ -176,11 +202,11 @@ assert all(torch.equal(o, outs[0]) for o in outs)
 # would be q_mᵀ [R(m)ᵀ R(n) W_UK] c_n. The matrix in the brackets depends on
 # the positions, so there is no one matrix to fold into the query: the newest
 # query would need a different one for every cached token, which is the work of
-# forming the keys again. `mla.rope_absorption` computes it on one head of the
+# forming the keys again. `rope.rope_absorption` computes it on one head of the
 # layer above (12 positions):
 
 # %%
-ra = mla.rope_absorption(layer64, x, head=0)
+ra = rope.rope_absorption(layer64, x, head=0)
 print("matrix to fold per (query m, key n):", tuple(ra.fold.shape))
 print("||R(m)^T R(n) W_UK - W_UK|| / ||W_UK||, for m, n = 0..4:")
 print(ra.fold_distance[:5, :5].numpy().round(2))
@@ -240,9 +266,10 @@ checks.check_close("V2 (6-bit cache) vs 67B (16-bit)", six_bit, 0.933,
 # model computes on held-out sentences, and ask how well the best rank-r
 # matrix reproduces them (the SVD gives the answer exactly).
 #
-# Note one thing first: K and V are both linear in the same d-wide input, so
-# side by side, [K V] has rank at most d (64 here, 7168 for DeepSeek-V3), however
-# many heads there are. That is why a shared latent can stand in for both.
+# Note one thing first: **before RoPE**, K and V are both linear in the same d-wide
+# input, so side by side, [K V] has rank at most d however many heads there are (the
+# curves below use the keys before RoPE). That is why a shared latent can stand in for
+# both.
 
 # %%
 import numpy as np
@@ -251,14 +278,35 @@ _, val = data.split()
 idx = val[: 32 * 16].view(16, 32)
 ranks = np.arange(0, cfg.d_model + 1)
 curves = kvcache.kv_rank_curves(mha_run.model, idx, ranks)
+print(f"d = {cfg.d_model} here ({v3.hidden_size} for DeepSeek-V3); [K V] is "
+      f"{2 * cfg.d_model} wide")
 assert curves["K and V together"][cfg.d_model] < 1e-6  # rank <= d
 assert np.all(np.diff(curves["K"]) <= 1e-9)  # more rank, less error
-print({k: f"{100 * v[16]:.1f}%" for k, v in curves.items()}, "at rank 16")
-kvplots.rank_errors(ranks, curves, marker=16).show()
+d_c = c.kv_lora_rank  # the toy MLA's latent width
+print({k: f"{100 * v[d_c]:.1f}%" for k, v in curves.items()}, f"at rank {d_c}")
+kvplots.rank_errors(ranks, curves, marker=d_c).show()
 
 # %% [markdown]
-# Real K and V are far from random: a rank-16 latent (the toy MLA's d_c)
-# already keeps most of them. MLA does not compress a trained MHA model,
+# After RoPE the bound is gone: RoPE turns each token's key by an angle set by its
+# position, a different linear map for every token, so the rotated keys leave the
+# d-dimensional space. The same holds inside MLA, where every head's key and value is
+# made from the d_c-wide latent. `rope.latent_ranks` stacks the per-head keys and values
+# of the toy MLA layer (section 3) for 96 tokens and measures the rank:
+
+# %%
+lr = rope.latent_ranks(layer64, torch.randn(1, 96, c.d_model, dtype=torch.float64,
+                                            generator=torch.Generator().manual_seed(0)))
+print(f"[K V] of all {c.n_heads} heads: {lr.tokens} tokens x {lr.width} numbers")
+print(f"  rank before RoPE: {lr.before_rope}   (d_c = {lr.d_c})")
+print(f"  RoPE on the content keys: {lr.content_rotated}")
+print(f"  as built, content keys + the shared RoPE key: {lr.with_rope_key}   "
+      f"(d_c + d_h^R = {lr.d_c + lr.d_rope}, what the cache holds)")
+assert lr.before_rope <= lr.d_c < lr.d_c + lr.d_rope < lr.content_rotated
+assert lr.with_rope_key <= lr.d_c + lr.d_rope
+
+# %% [markdown]
+# Real K and V are far from random: a latent as wide as the toy MLA's d_c already
+# keeps most of them. MLA does not compress a trained MHA model,
 # though: it is *trained* with the bottleneck, so the model learns to put what
 # matters into d_c numbers. And RoPE is applied to the small separate key
 # because a position-dependent rotation would not survive absorption: W_UK
@@ -340,6 +388,7 @@ limit = roofline.decode_intensity_limit(V3, 32_768)
 assert roofline.ridge("H200") < limit < roofline.ridge("H800")
 share = roofline.placed(ops[1], "H800")["share_of_peak"]
 print(f"one request alone reaches at most {share:.1%} of an H800's peak")
+assert ops[1].intensity < 10 and share < 0.035  # the box below quotes these
 
 # %% [markdown]
 # > **Check the claim: "GPUs aren't, on paper, the best option for inference."** For one
@@ -369,15 +418,58 @@ decode_roofline
 # With the cache in latent form, all 128 heads read the **same** 576 numbers
 # per token, so MLA's attention alone does over 200× more work per byte than
 # MHA's (one FLOP per byte): like MQA, it shares one cache across heads.
-# A smaller cache also means more sequences fit beside the weights:
+#
+# A smaller cache also means more sequences fit beside the weights. Mind the formats:
+# the roofline above read **BF16** weights (2 bytes per parameter); here the weights
+# are **FP8** (1 byte), and the cache is shown in BF16 and in FP8 side by side:
 
 # %%
-fit = kvcache.tokens_that_fit("deepseek-v3", gpu_gb=141, n_gpus=8,
-                              weight_bytes=1)
-fit_mha = fit * 70_272 // kvcache.mha_bytes_per_token("deepseek-v3")
-print(f"8 x H200, FP8 weights: {fit:,} tokens of MLA cache "
-      f"({fit // 32_768} sequences of 32k); as MHA: {fit_mha:,}")
-assert fit / fit_mha > 50
+from course.configs import gpu
+from course.params import param_count
+
+h200 = gpu("H200").memory_gb
+print(f"8 x H200 ({h200:g} GB each), FP8 weights ({param_count(V3).total / 1e9:,.0f} GB):")
+fits = {}
+for fmt, b in (("BF16", 2), ("FP8", 1)):
+    fits[fmt] = {kind: kvcache.tokens_that_fit(V3, gpu_gb=h200, n_gpus=8, weight_bytes=1,
+                                               kv_dtype_bytes=b, mha=kind == "MHA")
+                 for kind in ("MLA", "MHA")}
+    print(f"  {fmt} cache, {kvcache.kv_bytes_per_token(V3, b):,} B per token: "
+          f"{fits[fmt]['MLA']:,} tokens ({fits[fmt]['MLA'] // 32_768} sequences of 32k); "
+          f"as MHA {fits[fmt]['MHA']:,}")
+assert fits["BF16"]["MLA"] / fits["BF16"]["MHA"] > 50
+checks.check_close("FP8 cache: twice the tokens", fits["FP8"]["MLA"] / fits["BF16"]["MLA"],
+                   2.0, rtol=1e-6)
+
+# %% [markdown]
+# > **Check the claim: the KV cache "can grow larger than the model."** It can: the
+# > cache grows with context × batch, the weights do not. The question is where it
+# > crosses them. `kvcache.tokens_to_outweigh` gives the fewest cached tokens (summed
+# > over all sequences) whose cache outweighs the weights, here with weights and cache
+# > both in BF16 (in one shared format the crossing does not move; FP8 weights beside
+# > a BF16 cache halve it). Counted in sequences of 128K tokens, the longest context
+# > both models were extended to (DeepSeek-V3 report §4.3; Llama-3.1's config.json):
+
+# %%
+ctx = load_config("llama-3.1-405b").max_position_embeddings
+cross = {}
+for name, mha in ((V3, False), ("llama-3.1-405b", False), (V3, True)):
+    label = name + (" as MHA" if mha else "")
+    cross[label] = kvcache.tokens_to_outweigh(name, weight_bytes=2, kv_dtype_bytes=2, mha=mha)
+    print(f"{label:>18}: weights {2 * param_count(name).total / 1e9:,.0f} GB, passed at "
+          f"{cross[label]:,} tokens = {cross[label] / ctx:.1f} sequences of {ctx:,}")
+print(f"FP8 weights, BF16 cache: DeepSeek-V3 at "
+      f"{kvcache.tokens_to_outweigh(V3, weight_bytes=1):,} tokens")
+assert kvcache.kv_cache_bytes(V3, cross[V3]) > 2 * param_count(V3).total  # it does
+seqs = {k: n / ctx for k, n in cross.items()}  # the sentence below quotes these
+assert 10 < seqs["llama-3.1-405b"] < 15 and seqs[V3] > 100 and seqs[V3 + " as MHA"] < 3
+
+# %% [markdown]
+# True for both models, at very different sizes. Llama-3.1-405B's GQA cache passes its
+# weights with about a dozen long requests; DeepSeek-V3, with more weights and a cache
+# 7× smaller, needs over a hundred, and the same model with MHA would need fewer than
+# three. A serving GPU holds only a share of the weights, so there the cache outweighs
+# them much sooner (notebook 15).
 
 # %% [markdown]
 # ## 7. Measured: one decode step on this machine
@@ -404,13 +496,30 @@ assert timed["contexts"] == tuple(preset("mla_decode")["contexts"])
 # What to look for: the naive path redoes the up-projection of the whole cache
 # at every step, so it slows fastest as the context grows; the absorbed path
 # reads the small cache once. At toy size on a CPU the differences are small
-# and noisy; at DeepSeek-V3's size the naive path does ~1 TFLOP per step at 32k.
+# and noisy. At DeepSeek-V3's size the naive path's re-expansion is the whole cost: per
+# layer (what the timing above measures on a GPU), and for the whole model:
+
+# %%
+peak = gpu("H200").peak_tflops("bf16") * 1e12
+for path in ("naive", "absorbed"):
+    flops = kvcache.attention_flops_per_token(V3, 32_768, path)
+    print(f"{path:>9}: {flops / v3.num_layers / 1e12:.3f} TFLOP per layer, "
+          f"{flops / 1e12:.1f} TFLOP for all {v3.num_layers} layers, per token at 32k "
+          f"(>= {1e3 * flops / peak:.1f} ms at the H200's BF16 peak)")
+naive, absorbed = (kvcache.attention_flops_per_token(V3, 32_768, p) for p in ("naive",
+                                                                             "absorbed"))
+assert naive / v3.num_layers > 1e12 and absorbed < naive / 100  # quoted below
+
+# %% [markdown]
+# Over a TFLOP **per layer** for each new token on the naive path, and 61 times that
+# for the model: tens of milliseconds of an H200's whole BF16 peak, for one token of one
+# sequence. The absorbed path needs less than a hundredth of it.
 #
 # ## 8. Try it yourself
 #
 # - How long a context fits on one 80 GB GPU for Llama-3-70B at batch 8?
-# - Switch DeepSeek-V3's cache to FP8. How many 32k-token sequences now fit in
-#   141 GB?
+# - Switch DeepSeek-V3's cache to FP8. How many 32k-token sequences of cache alone
+#   fit in one H200's 141 GB (the weights left aside)?
 # - Mixtral uses GQA with 8 KV heads: where does it land against DeepSeek-V3?
 
 # %%
@@ -512,12 +621,16 @@ my_coupled_fold = checks.check_exercise("11.coupled_rope_fold", my_coupled_fold)
 # %% [markdown]
 # ## Summary
 #
-# - Decoding caches each token's keys and values: the cache grows **linearly**
-#   with context and batch; attention compute over a generation grows
-#   quadratically.
+# - Decoding caches each token's keys and values, not attention weights: each new
+#   query makes a new softmax row. The cache grows **linearly** with context and
+#   batch; attention compute over a generation grows quadratically.
+# - The cache outweighs the model past a context × batch computed above: a dozen 128K
+#   requests for Llama-3.1-405B's GQA, over a hundred for DeepSeek-V3's MLA.
 # - MLA caches a d_c-wide latent plus one shared RoPE key: 70,272 bytes per
-#   token for DeepSeek-V3, 98.2% less than its own shapes with MHA (and the
-#   V2 paper's 93.3% also counts a 6-bit cache).
+#   token for DeepSeek-V3 in BF16 (half in FP8), 98.2% less than its own shapes with
+#   MHA (and the V2 paper's 93.3% also counts a 6-bit cache).
+# - Before RoPE every head's keys and values have rank ≤ d_c, so one latent holds them;
+#   rotated by position they do not, which is why RoPE gets its own small key.
 # - Absorbing W_UK into the query and W_UV into the output gives the same
 #   outputs while attending in latent space; decode is memory-bound, and a
 #   smaller cache means more sequences per GPU.
