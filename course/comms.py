@@ -16,7 +16,6 @@ not published figures; the notebook measures gloo's own.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,11 +23,13 @@ import numpy as np
 from course import validate
 from course.configs import DEEPSEEK_IB_GB_S, DEEPSEEK_NVLINK_GB_S
 from course.expert_traffic import (  # noqa: F401  (notebook 06 reads them as comms.*)
+    TRAINING_PASSES,
     EPTraffic,
     RoutingStats,
     combine_bytes_per_copy,
     compute_to_comm_ratio,
     dispatch_bytes_per_copy,
+    ep_copies,
     ep_traffic,
     expected_nodes_uniform,
     expert_flops_per_token,
@@ -36,6 +37,7 @@ from course.expert_traffic import (  # noqa: F401  (notebook 06 reads them as co
     simulate_routing,
 )
 from course.ring import KINDS, steps_and_volume
+from course.timing import lap_times
 
 ALPHA_NVLINK_S = 3e-6  # assumed per-message latency inside a node
 ALPHA_IB_S = 10e-6  # assumed per-message latency across nodes
@@ -148,6 +150,10 @@ def layout_sync(total_params: float, expert_params: float, n_gpus: int, pp: int,
 # ------------------------------------------------------------ measured with gloo
 
 
+def _no_wait() -> None:
+    """CPU collectives return when done: nothing to wait for around a timed call."""
+
+
 def time_collectives_worker(rank: int, world_size: int, kinds: tuple, sizes: tuple,
                             repeats: int) -> dict:
     """Run inside a gloo process (course.distributed.run_workers): best seconds per size."""
@@ -168,14 +174,11 @@ def time_collectives_worker(rank: int, world_size: int, kinds: tuple, sizes: tup
         out[kind] = []
         for n_bytes in sizes:
             x = torch.ones(max(world_size, n_bytes // 4))  # float32: 4 bytes per element
-            ops[kind](x)  # warm-up
-            times = []
-            for _ in range(repeats):
-                dist.barrier()
-                start = time.perf_counter()
-                ops[kind](x)
-                times.append(time.perf_counter() - start)
-            out[kind].append(min(times))  # the least-disturbed run on a shared machine
+            # the ranks line up untimed (setup) before each timed call; the fastest run is
+            # the least disturbed on a shared machine
+            laps = lap_times([lambda _, x=x, op=ops[kind]: op(x)], repeats,
+                             setup=dist.barrier, sync=_no_wait)
+            out[kind].append(laps[0][0])
     return out
 
 

@@ -1,8 +1,10 @@
 """Expert-parallel traffic (notebook 06): the bytes a token's trip to its experts costs,
 DeepSeek-V3's node-limited routing, and a simulation of where routed experts live.
 
-Dispatch sends a token's hidden state in FP8 with one FP32 scale per 1x128 tile; combine
-sends each expert's output back in BF16 (report 3.3). Node-limited routing (report 2.1.2,
+The one byte model of expert parallelism (notebooks 04 and 06): dispatch sends a token's
+hidden state in FP8 with one FP32 scale per 1x128 tile; combine sends each expert's output
+back in BF16; training does both again backward (report 3.3.4). One copy crosses
+InfiniBand per remote node (report 3.2.2), and node-limited routing (report 2.1.2,
 `inference/model.py` Gate.forward) sends a token to at most M nodes, so at most M copies
 cross InfiniBand however many experts it picks. `course.comms` turns bytes into seconds
 and re-exports these names.
@@ -11,6 +13,7 @@ and re-exports these names.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from course import validate
 from course.configs import DEEPSEEK_IB_GB_S
@@ -20,17 +23,21 @@ from course.timing import one_thread
 MAX_ROUTING_CELLS = 2**26
 
 
-def dispatch_bytes_per_copy(hidden: int, scale_block: int = 128, scale_bytes: int = 4) -> int:
-    """One token's hidden state sent to one place in FP8: 1 byte per element plus one FP32
-    scale per 1x128 tile (report 3.3: dispatch in FP8 with fine-grained scales)."""
+def dispatch_bytes_per_copy(hidden: int, value_bytes: int = 1, scale_block: int = 128,
+                            scale_bytes: int = 4) -> int:
+    """One token's hidden state sent to one place. In FP8 (`value_bytes` = 1, DeepSeek-V3's
+    choice, report 3.3.4): 1 byte per element plus one FP32 scale per 1x128 tile; in a
+    wider format (2: BF16, 4: FP32) the values alone."""
     hidden = validate.positive_int("hidden", hidden)
+    value_bytes = validate.positive_int("value_bytes", value_bytes)
     scale_block = validate.positive_int("scale_block", scale_block)
     scale_bytes = validate.non_negative_int("scale_bytes", scale_bytes)
-    return hidden + -(-hidden // scale_block) * scale_bytes
+    scales = -(-hidden // scale_block) * scale_bytes if value_bytes == 1 else 0
+    return hidden * value_bytes + scales
 
 
 def combine_bytes_per_copy(hidden: int, dtype_bytes: int = 2) -> int:
-    """One expert output sent back in BF16 (report 3.3: combine stays in BF16)."""
+    """One expert output sent back in BF16 (report 3.3.4: combine stays in BF16)."""
     return (validate.positive_int("hidden", hidden)
             * validate.positive_int("dtype_bytes", dtype_bytes))
 
@@ -49,22 +56,76 @@ def expected_nodes_uniform(n_experts: int, n_nodes: int, top_k: int) -> float:
     return n_nodes * (1 - miss)
 
 
+#: A training step moves a token's copies four times per MoE layer: dispatch and combine
+#: forward, then backward the output gradient goes out to the experts (FP8, like the
+#: dispatch) and the input gradient comes back (BF16, like the combine): report 3.3.4.
+TRAINING_PASSES = 2
+GPUS_PER_NODE = 8  # an H800 node: 8 GPUs on NVLink, one InfiniBand NIC each (report 3.1)
+
+
 @dataclass(frozen=True)
 class EPTraffic:
-    ib_copies: float  # copies of a token crossing InfiniBand, per token
-    dispatch_ib_bytes: float
-    combine_ib_bytes: float
+    copies: float  # copies of a token sent out, per token
+    dispatch_bytes: float
+    combine_bytes: float
 
     @property
-    def ib_bytes(self) -> float:
-        return self.dispatch_ib_bytes + self.combine_ib_bytes
+    def total_bytes(self) -> float:
+        return self.dispatch_bytes + self.combine_bytes
 
 
-def ep_traffic(remote_copies: float, hidden: int = 7168) -> EPTraffic:
-    """IB bytes per token per MoE layer when `remote_copies` copies leave the node."""
-    remote_copies = validate.non_negative("remote_copies", remote_copies)
-    return EPTraffic(remote_copies, remote_copies * dispatch_bytes_per_copy(hidden),
-                     remote_copies * combine_bytes_per_copy(hidden))
+def ep_traffic(copies: float, hidden: int = 7168, dispatch_value_bytes: int = 1,
+               combine_value_bytes: int = 2) -> EPTraffic:
+    """Bytes per token per MoE layer, one forward pass, when `copies` copies of it are
+    sent: dispatch in FP8 with scales, combine in BF16 (DeepSeek-V3's choice) by default.
+    The one expert-parallel byte model of the course (notebooks 04 and 06)."""
+    copies = validate.non_negative("copies", copies)
+    return EPTraffic(copies, copies * dispatch_bytes_per_copy(hidden, dispatch_value_bytes),
+                     copies * combine_bytes_per_copy(hidden, combine_value_bytes))
+
+
+def places_reached(n_experts: int, top_k: int, places: int, n_group: int = 1,
+                   topk_group: int = 1, n_tokens: int = 2048, seed: int = 0) -> float:
+    """Expected distinct places (nodes, or GPUs) holding a token's top_k experts when
+    `places` hold n_experts / places each and the affinities are random. Without a group
+    limit: the closed form. With one (DeepSeek-V3: 8 groups, at most 4 per token): counted
+    from a real routing (`route`) of `n_tokens` random logits."""
+    places = validate.positive_int("places", places)
+    if topk_group >= n_group:
+        return expected_nodes_uniform(n_experts, places, top_k)
+    return _routed_places(n_experts, top_k, places, n_group, topk_group, n_tokens, seed)
+
+
+@lru_cache(maxsize=64)
+def _routed_places(n_experts, top_k, places, n_group, topk_group, n_tokens, seed) -> float:
+    import torch
+
+    if n_experts % places:
+        raise ValueError(f"{places} places do not hold the {n_experts} experts evenly.")
+    g = torch.Generator().manual_seed(validate.integer("seed", seed, 0, 2**63 - 1))
+    scores = torch.sigmoid(torch.randn(validate.positive_int("n_tokens", n_tokens),
+                                       n_experts, generator=g))
+    with one_thread():
+        idx = route(scores, top_k, n_group, topk_group)
+    hit = torch.zeros(n_tokens, places).scatter_(1, idx // (n_experts // places), 1.0)
+    return hit.sum(1).mean().item()
+
+
+def ep_copies(n_experts: int, top_k: int, ep: int, gpus_per_node: int = GPUS_PER_NODE,
+              n_group: int = 1, topk_group: int = 1) -> tuple[str, float]:
+    """(link, copies per token) of DeepSeek-V3's dispatch over an EP group of `ep` GPUs.
+
+    Across nodes: one copy per remote node a token's experts live on crosses InfiniBand,
+    and is forwarded inside that node over NVLink (report 3.2.2). Inside one node: one
+    copy per other GPU over NVLink. The token's own node (or GPU) is any of the group's,
+    so on average a share (places - 1) / places of the places reached are remote."""
+    ep = validate.positive_int("ep", ep)
+    gpus_per_node = validate.positive_int("gpus_per_node", gpus_per_node)
+    if ep > gpus_per_node and ep % gpus_per_node:
+        raise ValueError(f"EP {ep} does not fill whole nodes of {gpus_per_node} GPUs.")
+    link, places = ("IB", ep // gpus_per_node) if ep > gpus_per_node else ("NVLink", ep)
+    reached = places_reached(n_experts, top_k, places, n_group, topk_group)
+    return link, reached * (places - 1) / places
 
 
 def compute_to_comm_ratio(moe_flops_per_token: float, achieved_tflops: float,

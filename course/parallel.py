@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from course import validate as check
 from course.activations import activation_bytes
 from course.configs import load_config
+from course.expert_traffic import TRAINING_PASSES, ep_copies, ep_traffic
 from course.memory import OPTIMIZERS, param_count, recipe
 from course.ring import ring_bytes
 
@@ -173,17 +174,38 @@ def comm_per_step(cfg, layout: Layout, recipe_name: str = "bf16-mixed", seq_len:
                     "all_gather", n * r.weights, copies)
     act = seq_len * micro_batch * cfg.hidden_size * r.activations  # one (T, d) tensor
     layers = cfg.num_layers / layout.pp
-    if layout.tp > 1:  # 2 all-reduces forward + 2 backward per layer (Megatron)
+    if layout.tp > 1:
         name = "TP reduce-scatter + all-gather" if layout.sp else "TP all-reduce"
-        out[name] = 4 * layers * microbatches * ring_bytes("all_reduce", act, layout.tp)
+        per_layer = sum(tp_all_reduces_per_layer().values())
+        out[name] = per_layer * layers * microbatches * ring_bytes("all_reduce", act, layout.tp)
     if layout.pp > 1:  # activations forward, their gradients backward
         out["PP send/recv"] = 2 * microbatches * act
-    if layout.ep > 1:  # dispatch + combine, forward and backward, per MoE layer
-        moe_layers = cfg.n_moe_layers / layout.pp
-        off_rank = (layout.ep - 1) / layout.ep  # uniform routing
-        out["EP all-to-all"] = (4 * moe_layers * microbatches * act * cfg.experts_per_token
-                                * off_rank)
+    if layout.ep > 1:
+        out.update(ep_step_bytes(cfg, layout, r, seq_len * micro_batch * microbatches))
     return out
+
+
+def tp_all_reduces_per_layer(blocks: int = 2) -> dict:
+    """All-reduces of one (tokens, d) activation per transformer layer under Megatron tensor
+    parallelism (Shoeybi et al. 2019, section 3): each block (attention, MLP) ends with a
+    row-parallel matmul whose partial outputs are summed forward (operator g), and starts
+    with a column-parallel one whose input gradients are summed backward (operator f)."""
+    blocks = check.positive_int("blocks", blocks)
+    return {"forward": blocks, "backward": blocks}
+
+
+def ep_step_bytes(cfg, layout: Layout, recipe_obj, tokens: int) -> dict:
+    """Expert-parallel bytes one GPU sends per step for `tokens` tokens (over all its
+    micro-batches), with the course's one byte model (`course.expert_traffic`): FP8
+    dispatch (BF16/FP32 when the recipe keeps activations wider), combine in at least
+    BF16, forward and backward, one copy per remote node over IB when the EP group spans
+    nodes, with the model's own group-limited routing."""
+    link, copies = ep_copies(cfg.n_routed_experts, cfg.experts_per_token, layout.ep,
+                             n_group=cfg.n_group, topk_group=cfg.topk_group)
+    value = int(recipe_obj.activations)
+    per_token = ep_traffic(copies, cfg.hidden_size, value, max(2, value)).total_bytes
+    moe_layers = cfg.n_moe_layers / layout.pp
+    return {f"EP all-to-all ({link})": TRAINING_PASSES * moe_layers * tokens * per_token}
 
 
 def ep_all_to_all_bytes(experts: list[list[int]], experts_per_rank: int,

@@ -32,8 +32,7 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from course import validate
 from course.activations import toy_mlp
-from course.ring import (RingCounter, ring_all_gather, ring_all_reduce,
-                         ring_reduce_scatter)
+from course.ring import RingCounter, ring_all_gather, ring_all_reduce, ring_reduce_scatter
 
 STRATEGIES = ("dp", "zero1", "ep")
 SIZES = dict(d=16, hidden=32, blocks=2, batch=32, steps=5, lr=1e-2, experts=4, tokens=24)

@@ -34,12 +34,21 @@ print(parallel.DEEPSEEK_V3_LAYOUT)
 # | name | what each GPU gets | what it must send |
 # |---|---|---|
 # | **DP** data parallel | the whole model, a slice of the batch | gradients (all-reduce) |
-# | **ZeRO-1/2/3** | DP, but optimizer states (1), gradients (2), weights (3) sharded | reduce-scatter + all-gather |
-# | **TP** tensor parallel | a slice of every matrix (by heads) | activations, 4 all-reduces per layer |
+# | **ZeRO-1/2/3** | DP, but optimizer states (1), gradients (2), weights (3) sharded | gradients (reduce-scatter), updated weights (all-gather) |
+# | **TP** tensor parallel | a slice of every matrix (by heads) | activations: all-reduces, 2 forward + 2 backward per layer |
 # | **PP** pipeline parallel | a run of consecutive layers | activations to the next stage |
 # | **EP** expert parallel | some of the experts | tokens to their experts (all-to-all) |
 # | **SP** sequence parallel | with TP, a slice of the tokens in the norms | same bytes as TP |
 #
+# TP's count: each of a layer's two blocks (attention, MLP) sums its partial outputs
+# after its last matmul in the forward pass, and its input gradients before its first
+# matmul in the backward pass (Megatron-LM, Shoeybi et al. 2019, §3):
+
+# %%
+tp_ar = parallel.tp_all_reduces_per_layer()
+print(f"TP all-reduces per layer: {tp_ar} -> {sum(tp_ar.values())} in all")
+
+# %% [markdown]
 # The GPUs multiply out as DP × TP × PP; EP groups are carved out of the DP ranks.
 # A layout that does not fit the model gets a sentence, not a traceback:
 
@@ -109,8 +118,10 @@ print(f"{b['end'] * b['seq_len'] / 1e6:.1f} M tokens per step; ~{steps['ramp']:,
 # > — 2,048 / 64 = 32 EP groups — but none of them is a replica: each holds only
 # > 1/16 of the layers (one pipeline stage). Each attention and dense weight
 # > exists in **128** copies (the DP ranks of its stage), and each expert in only
-# > **2**. Gradients are synchronised by reduce-scatter + all-gather (ZeRO-1), in
-# > groups of 128 for dense weights and of 2 for experts.
+# > **2**. With ZeRO-1 the gradients are reduce-scattered (each rank gets the sum of
+# > its slice), each rank updates its slice of the weights, and the **updated weights**
+# > are all-gathered, in groups of 128 for dense weights and of 2 for experts (the
+# > bars `DP reduce-scatter (… grads)` and `DP all-gather (… weights)` below).
 
 # %%
 assert rep["ep_groups"] == 32
@@ -135,16 +146,31 @@ print(f"EP1: {sum(no_ep.values()) / 1e9:,.0f} GB per GPU")
 assert sum(no_ep.values()) > 4 * sum(mem.values())
 
 # %% [markdown]
-# The traffic above is dominated by the **all-to-all** of expert parallelism:
-# every MoE layer sends each token to 8 experts and brings the results back, in
-# the forward and again in the backward pass. That is why DeepSeek-V3 limits
-# each token to 4 nodes and overlaps communication with compute (notebooks 06
-# and 07).
+# The traffic above is dominated by the **all-to-all** of expert parallelism. Every
+# MoE layer sends each token to its 8 experts on up to 4 of the EP group's 8 nodes:
+# one FP8 copy per remote node crosses InfiniBand (1 byte per value plus a scale per
+# 128) and is forwarded inside the node over NVLink; the experts' outputs come back in
+# BF16 (2 bytes); the backward pass does both again (report §3.2.2, §3.3.4). The bar
+# counts the InfiniBand bytes, with the same model as notebook 06
+# (`course.expert_traffic`). That is why DeepSeek-V3 limits each token to 4 nodes and
+# overlaps communication with compute (notebooks 06 and 07).
 
 # %%
+from course import expert_traffic
+from course.configs import load_config
+
 top = max(comm, key=comm.get)
 print(f"largest: {top}, {comm[top] / 1e9:.0f} GB per GPU per step of {m_v3} micro-batches")
-assert top == "EP all-to-all"
+assert top == "EP all-to-all (IB)"
+v3 = load_config("deepseek-v3")
+link, copies = expert_traffic.ep_copies(v3.n_routed_experts, v3.experts_per_token, ds.ep,
+                                        n_group=v3.n_group, topk_group=v3.topk_group)
+per_token = (expert_traffic.TRAINING_PASSES
+             * expert_traffic.ep_traffic(copies, v3.hidden_size).total_bytes)
+print(f"{copies:.2f} remote nodes per token (random routing, at most {v3.topk_group} nodes): "
+      f"{per_token / 1e3:.0f} KB over {link} per token per MoE layer, forward + backward")
+checks.check_close("EP bar = tokens x MoE layers per stage x bytes per token", comm[top],
+                   4096 * m_v3 * v3.n_moe_layers / ds.pp * per_token)
 
 # %% [markdown]
 # ## 3. A real distributed run
@@ -160,8 +186,11 @@ assert top == "EP all-to-all"
 # - **EP**: a forward pass of a 4-expert MoE layer, 2 experts per process:
 #   tokens travel to their expert by all-to-all and come back the same way.
 #
-# Every collective counts the bytes this process sends, as a ring algorithm moves
-# them. (This takes a few seconds: two Python processes start up.)
+# DP's all-reduce and ZeRO-1's reduce-scatter and all-gather are not torch's
+# built-in calls here: `course.ring` runs them as a **ring of point-to-point
+# sends**, chunk by chunk, and counts the bytes each process hands to `send`
+# (the EP all-to-all counts the rows that leave the process). (This takes a few
+# seconds: two Python processes start up.)
 
 # %%
 runs = parallel_run.run_all(world=2)
@@ -184,8 +213,11 @@ checks.check_close("ZeRO-1 keeps 1/2 of the optimizer state", z1_opt / dp_opt,
                    0.5, rtol=1e-3)
 
 # %% [markdown]
-# And the bytes each collective really moved, next to `course.parallel`'s
-# prediction (for EP, predicted from the routing computed in this process):
+# And the bytes each process really sent, next to `course.parallel`'s prediction:
+# the ring formula 2(p−1)/p · n for an all-reduce and (p−1)/p · n for a reduce-scatter
+# or an all-gather (for EP, the rows whose expert lives on the other process, from the
+# routing recomputed here). The counts come from the sends themselves, so a ring that
+# sent a chunk too many, or a flat buffer of the wrong size, would fail this check:
 
 # %%
 rows = [(f"{s}: {what}", got, pred) for s in parallel_run.STRATEGIES
@@ -294,6 +326,7 @@ my_accumulation = checks.check_exercise("04.accumulation", my_accumulation)
 # - Global batch = micro-batch × accumulation × DP: DeepSeek-V3's 15,360 sequences are
 #   120 micro-batches per pipeline per step (one sequence each, assumed).
 # - A real two-process run gives the same weights with DP and ZeRO-1 as one
-#   process, ZeRO-1 halves the optimizer, and the bytes match the prediction.
+#   process, ZeRO-1 halves the optimizer, and the bytes its ring sends match the
+#   ring formula.
 #
 # **Next:** [05 · How long does training take?](05_training_time.ipynb)

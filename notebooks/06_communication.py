@@ -105,7 +105,9 @@ fig.show()
 # DeepSeek-V3 spreads each MoE layer's 256 experts over 64 GPUs on 8 nodes (32 experts
 # per node). Every token is **dispatched** to its 8 experts and their outputs are
 # **combined** back, in every MoE layer, forward and backward. Dispatch is sent in FP8
-# (1 byte per number plus one FP32 scale per 128 numbers); combine stays in BF16.
+# (1 byte per number plus one FP32 scale per 128 numbers); combine stays in BF16 (report
+# §3.3.4). This is the course's one byte model of expert parallelism
+# (`course.expert_traffic`): notebook 04's per-step traffic uses it too.
 
 # %%
 cfg = load_config("deepseek-v3")
@@ -127,16 +129,37 @@ print(f"no limit: {free.nodes_per_token:.2f} nodes/token, at most 4: "
       f"{limited.nodes_per_token:.2f}")
 checks.check_close("random routing vs the hypergeometric closed form", free.nodes_per_token,
                    comms.expected_nodes_uniform(256, 8, 8), rtol=0.02)
-per_expert = comms.ep_traffic(free.remote_experts)
-per_node = comms.ep_traffic(limited.remote_nodes)
-print(f"IB bytes per token per MoE layer: one copy per expert {fmt_bytes(per_expert.ib_bytes)}"
-      f" -> one per node, M=4: {fmt_bytes(per_node.ib_bytes)}")
-assert per_node.ib_bytes < 0.55 * per_expert.ib_bytes
+per_expert = comms.ep_traffic(free.remote_experts, d)
+per_node = comms.ep_traffic(limited.remote_nodes, d)
+print(f"IB bytes per token per MoE layer (forward): one copy per expert "
+      f"{fmt_bytes(per_expert.total_bytes)} -> one per node, M=4: "
+      f"{fmt_bytes(per_node.total_bytes)}")
+assert per_node.total_bytes < 0.55 * per_expert.total_bytes
 
 # %%
 fig = plots.nodes_histogram({"no limit": free.histogram, "at most 4 nodes": limited.histogram},
                             title="Nodes reached per token (random affinities, 256 experts)")
 fig.show()
+
+# %% [markdown]
+# Notebook 04's per-step traffic bar is this model at training scale: the expected
+# remote nodes of V3's group-limited routing (`ep_copies`), FP8 out and BF16 back,
+# forward and backward (`TRAINING_PASSES` = 2), for every token of every micro-batch in
+# the stage's MoE layers:
+
+# %%
+from course import parallel
+
+ds, mb, seq = parallel.DEEPSEEK_V3_LAYOUT, parallel.v3_microbatches(), parallel.V3_BATCH["seq_len"]
+link, copies = comms.ep_copies(cfg.n_routed_experts, cfg.experts_per_token, ds.ep,
+                               n_group=cfg.n_group, topk_group=cfg.topk_group)
+step = parallel.comm_per_step("deepseek-v3", ds, "deepseek-fp8", seq, microbatches=mb)
+per_step = (comms.TRAINING_PASSES * comms.ep_traffic(copies, d).total_bytes
+            * seq * mb * cfg.n_moe_layers / ds.pp)
+print(f"{copies:.2f} copies per token over {link}: {fmt_bytes(per_step)} per GPU per step")
+checks.check_close("notebook 04's EP bar", step[f"EP all-to-all ({link})"], per_step)
+checks.check_close("same remote nodes as the simulation above", copies,
+                   limited.remote_nodes, rtol=0.03)
 
 # %% [markdown]
 # Why 4 nodes and 8 experts? While one copy crosses IB at 50 GB/s, NVLink can forward it
@@ -162,12 +185,12 @@ moe_flops = comms.expert_flops_per_token(d, cfg.moe_intermediate_size,
 v3 = compute.DEEPSEEK_V3
 achieved = compute.achieved_tflops(compute.training_flops("deepseek-v3", v3["tokens"]),
                                    v3["pretrain_gpu_hours"])
-ratio = comms.compute_to_comm_ratio(moe_flops, achieved, per_node.ib_bytes)
+ratio = comms.compute_to_comm_ratio(moe_flops, achieved, per_node.total_bytes)
 print(f"at {achieved:.0f} TFLOP/s: expert compute {moe_flops / achieved / 1e12 * 1e6:.2f} us "
-      f"vs IB {per_node.ib_bytes / 50e9 * 1e6:.2f} us per token: ratio {ratio:.2f}")
+      f"vs IB {per_node.total_bytes / 50e9 * 1e6:.2f} us per token: ratio {ratio:.2f}")
 assert 0.5 < ratio < 2
 for name, rate in (("dense BF16 peak", 989.4), ("dense FP8 peak", 1978.9)):
-    r = comms.compute_to_comm_ratio(moe_flops, rate, per_node.ib_bytes)
+    r = comms.compute_to_comm_ratio(moe_flops, rate, per_node.total_bytes)
     print(f"at the {name} ({rate} TFLOP/s): ratio {r:.2f}")
 
 # %% [markdown]
@@ -229,7 +252,8 @@ fig.show()
 h2 = diloco.train_diloco(2, **kw)
 print(f"H = 2: loss {h2.loss[-1]:.4f} vs H = 16: {h16.loss[-1]:.5f}")
 assert h2.loss[-1] > 10 * h16.loss[-1]
-#
+
+# %% [markdown]
 # ## 6. Try it yourself
 #
 # * With 1 node, which link limits the collectives? With 16 nodes?
@@ -289,8 +313,9 @@ passed = checks.check_answer("06.syncs_h60", answer)
 #
 # * A collective costs latency plus bytes / bandwidth; all-reduce = reduce-scatter +
 #   all-gather; inter-node IB (50 GB/s) is the bottleneck, 3.2× slower than NVLink.
-# * MoE dispatch/combine costs ~75 KB of IB per token per MoE layer for DeepSeek-V3 with
-#   node-limited routing, about as long as the experts' compute: hence DualPipe.
+# * MoE dispatch/combine costs ~75 KB of IB per token per MoE layer forward (twice that
+#   with the backward) for DeepSeek-V3 with node-limited routing, about as long as the
+#   experts' compute: hence DualPipe. Notebook 04's traffic uses the same byte model.
 # * Gradient sync is once per step and cheap at DeepSeek's batch size; DiLoCo-style local
 #   steps cut it further, 16× here at no loss.
 #

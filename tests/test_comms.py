@@ -90,8 +90,8 @@ def test_node_limit_caps_nodes_and_cuts_ib_bytes():
     limited = comms.simulate_routing(max_nodes=4)
     assert max(i + 1 for i, h in enumerate(limited.histogram) if h > 0) == 4
     assert limited.remote_nodes < free.remote_nodes
-    assert comms.ep_traffic(limited.remote_nodes).ib_bytes < comms.ep_traffic(
-        free.remote_nodes).ib_bytes
+    assert comms.ep_traffic(limited.remote_nodes).total_bytes < comms.ep_traffic(
+        free.remote_nodes).total_bytes
     assert sum(limited.histogram) == pytest.approx(1.0)
 
 

@@ -70,8 +70,8 @@ def _draw_routing(fig, result) -> None:
 def _summary_routing(result) -> str:
     s, d, n = result["stats"], result["dedup"], result["naive"]
     return (f"{s.nodes_per_token:.2f} nodes per token ({s.remote_nodes:.2f} remote) · "
-            f"IB per token per MoE layer: <b>{fmt_bytes(d.ib_bytes)}</b> "
-            f"(one copy per node) vs {fmt_bytes(n.ib_bytes)} (one per expert)")
+            f"IB per token per MoE layer: <b>{fmt_bytes(d.total_bytes)}</b> "
+            f"(one copy per node) vs {fmt_bytes(n.total_bytes)} (one per expert)")
 
 
 @register_bench("routing_nodes", notebook="06", sweep=lambda: [
