@@ -61,7 +61,7 @@ def attention_matmul_params(cfg) -> int:
     return params.attention_params(cfg) - norms
 
 
-_attention_params = attention_matmul_params  # the name course.planner uses
+_attention_params = attention_matmul_params  # old private name: tests/test_roofline.py only
 
 
 def _moe_matmul_params(cfg: ModelConfig) -> int:
@@ -190,6 +190,16 @@ def estimate(active_params: float, tokens: float, gpu_name: str = "H800", n_gpus
     return Estimate(flops, training_seconds(flops, n_gpus, peak, mfu), n_gpus, price_per_hour)
 
 
+def training_estimate(cfg, tokens: float, seq_len: int = 4096, gpu_name: str = "H800",
+                      n_gpus: int = 2048, precision: str = "bf16", mfu: float = 0.4,
+                      price_per_hour: float = 2.0) -> Estimate:
+    """`estimate` for a model config, its FLOPs from `training_flops_per_token` (6·N plus
+    attention at `seq_len`): the one count notebook 05 derives and its widget uses."""
+    per_token = training_flops_per_token(cfg, seq_len)
+    return estimate(per_token.matmul_params, tokens, gpu_name, n_gpus, precision, mfu,
+                    price_per_hour, flops_per_token=per_token.total)
+
+
 def days_vs_gpus(active_params: float, tokens: float, gpu_counts, **kw) -> list[float]:
     """Training days for each GPU count in `gpu_counts` (same assumptions otherwise)."""
     if isinstance(gpu_counts, (str, bytes)) or not hasattr(gpu_counts, "__iter__"):
@@ -203,6 +213,13 @@ def throughput_for(flops: float, n_gpus: int, seconds: float) -> float:
     n_gpus = check.integer("n_gpus (the number of GPUs)", n_gpus, 1)
     seconds = check.positive("seconds", seconds)
     return flops / (n_gpus * seconds) / 1e12
+
+
+def mfu_needed(flops: float, n_gpus: int, seconds: float, gpu_name: str = "H800",
+               precision: str = "bf16") -> float:
+    """The MFU at which `flops` take `seconds` on `n_gpus` GPUs (the inverse of
+    `training_seconds`)."""
+    return throughput_for(flops, n_gpus, seconds) / gpu(gpu_name).peak_tflops(precision)
 
 
 # ------------------------------------------------- MFU vs HFU, and where the time goes

@@ -213,7 +213,7 @@ def training_gains(model: str = "deepseek-v3", seq_len: int = 4096, gpu_name: st
     mha_params = 4 * cfg.hidden_size * cfg.num_heads * head_dim
     qk = cfg.qk_nope_head_dim + cfg.qk_rope_head_dim
     attn = compute.attention_flops_per_token(cfg, seq_len)
-    mla = (base + 6 * cfg.num_layers * (mha_params - compute._attention_params(cfg))
+    mla = (base + 6 * cfg.num_layers * (mha_params - compute.attention_matmul_params(cfg))
            + attn * (2 * head_dim / (qk + cfg.v_head_dim) - 1))
     spec = gpu(gpu_name)
     return {"MoE": moe / base, "FP8": spec.peak_tflops("fp8") / spec.peak_tflops("bf16"),

@@ -123,7 +123,8 @@ def test_measured_matmul_and_step_are_sane():
     assert peak > 1e-4 and math.isfinite(peak)
     step = compute.measure_mlp_step(64, 128, 1, 64, peak, repeats=2)
     assert step.flops == compute.mlp_step_flops(64, 128, 1, 64)
-    assert 0 < step.mfu < 5  # noisy shared CPU: only the order of magnitude is meaningful
+    assert step.tflops == pytest.approx(step.flops / step.seconds / 1e12, rel=1e-12)
+    assert step.mfu == pytest.approx(step.tflops / peak, rel=1e-12) and step.peak_tflops == peak
 
 
 def test_datasheet_gpu_names():
@@ -136,13 +137,72 @@ def test_widget_updates_and_reports_errors():
     from course.widgets.compute import training_bill
 
     live = training_bill()
-    before = list(live.fig.data[0].y)
+    before, mfu = list(live.fig.data[0].y), live.controls["mfu"].value
     live.apply(n_gpus=64)
     assert live.result["estimate"].n_gpus == 64
     live.apply(mfu=0.2)
-    assert list(live.fig.data[0].y) != before
+    assert list(live.fig.data[0].y) == pytest.approx([d * mfu / 0.2 for d in before])
     live.apply(gpu_name="A100", precision="fp8")
     assert live.error and "fp8" in live.error
+
+
+@pytest.mark.parametrize("settings", [
+    dict(),  # the defaults: DeepSeek-V3, 4,096 tokens of context, 14.8 T, 2,048 H800s
+    dict(model="llama-3.1-405b", seq_len=8192, tokens_t=15.6, gpu_name="H100 SXM",
+         n_gpus=16384, mfu=0.38),
+    dict(model="mixtral-8x7b", seq_len=32768, tokens_t=2.0, n_gpus=64, precision="fp8")])
+def test_widget_bill_is_training_estimate(settings):
+    """The widget's days come from the same FLOPs-per-token function as notebook 05's
+    derivation (6·N plus attention), not from 6·N·D."""
+    from course.widgets.compute import GPU_COUNTS, training_bill
+
+    live = training_bill()
+    live.apply(**settings)
+    c = {k: w.value for k, w in live.controls.items()}
+    kw = dict(seq_len=c["seq_len"], gpu_name=c["gpu_name"], precision=c["precision"],
+              mfu=c["mfu"], price_per_hour=c["price"])
+    want = compute.training_estimate(c["model"], c["tokens_t"] * 1e12,
+                                     n_gpus=int(round(c["n_gpus"])), **kw)
+    got = live.result["estimate"]
+    assert got.flops == pytest.approx(compute.training_flops(
+        c["model"], c["tokens_t"] * 1e12, seq_len=c["seq_len"]), rel=1e-12)
+    assert got.days == pytest.approx(want.days, rel=1e-12)
+    assert got.flops > 6 * compute.matmul_params_per_token(c["model"]) * c["tokens_t"] * 1e12
+    for n, days in zip(GPU_COUNTS[::10], live.result["days"][::10]):
+        assert days == pytest.approx(compute.training_estimate(
+            c["model"], c["tokens_t"] * 1e12, n_gpus=int(n), **kw).days, rel=1e-12)
+
+
+def test_widget_at_v3_settings_gives_the_bill_days():
+    """At the bill's own MFU the widget lands on the published pre-training days."""
+    from course.widgets.compute import training_bill
+
+    mfu = compute.implied_mfu(compute.training_flops("deepseek-v3", V3["tokens"]),
+                              V3["pretrain_gpu_hours"], gpu("H800").peak_tflops("bf16"))
+    live = training_bill(mfu=mfu)
+    assert live.result["estimate"].gpu_hours == pytest.approx(V3["pretrain_gpu_hours"],
+                                                              rel=1e-9)
+
+
+def test_training_estimate_closed_form():
+    cfg = load_config("llama-3-8b")  # dense: N = matmul weights, attention 2·h·2·d_h·T/2·L
+    n = compute.matmul_params_per_token(cfg)
+    attn = 3 * 2 * 32 * (2 * 128) * (2048 / 2) * 32
+    est = compute.training_estimate(cfg, 1e12, seq_len=2048, gpu_name="A100", n_gpus=8,
+                                    mfu=0.5, price_per_hour=1.5)
+    flops = (6 * n + attn) * 1e12
+    assert est.flops == pytest.approx(flops, rel=1e-12)
+    assert est.seconds == pytest.approx(flops / (8 * 312e12 * 0.5), rel=1e-12)
+    assert est.dollars == pytest.approx(est.seconds * 8 / 3600 * 1.5, rel=1e-12)
+
+
+def test_mfu_needed_inverts_training_seconds():
+    flops, seconds = 6 * 671e9 * 14.8e12, 33 * compute.SECONDS_PER_YEAR
+    m = compute.mfu_needed(flops, 64, seconds, "H800", "fp8")
+    assert m == pytest.approx(flops / (64 * seconds * 1978.9e12), rel=1e-4)
+    assert compute.training_seconds(flops, 64, 1978.9, m) == pytest.approx(seconds, rel=1e-4)
+    with pytest.raises(ValueError, match="GPU"):
+        compute.mfu_needed(flops, 0, seconds)
 
 
 # ------------------------------------------------------------------ MFU vs HFU (issue 18)
