@@ -144,6 +144,13 @@ def implied_mfu(flops: float, gpu_hours: float, peak_tflops: float) -> float:
     return achieved_tflops(flops, gpu_hours) / check.positive("peak_tflops", peak_tflops)
 
 
+def wall_clock_days(gpu_hours: float, n_gpus: int) -> float:
+    """Days of wall clock for a job of `gpu_hours` spread evenly over `n_gpus` GPUs."""
+    gpu_hours = check.positive("gpu_hours", gpu_hours)
+    n_gpus = check.integer("n_gpus (the number of GPUs)", n_gpus, 1)
+    return gpu_hours * 3600 / n_gpus / SECONDS_PER_DAY
+
+
 def achieved_tflops(flops: float, gpu_hours: float) -> float:
     """Average useful TFLOP/s per GPU of a run that spent `gpu_hours`."""
     flops, gpu_hours = check.positive("flops", flops), check.positive("gpu_hours", gpu_hours)

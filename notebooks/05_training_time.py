@@ -111,8 +111,8 @@ assert rule < achieved  # the attention term and the embedding difference go the
 # The report's other numbers follow from the same arithmetic:
 
 # %%
-per_trillion_days = v3["gpu_hours_per_trillion"] / v3["n_gpus"] / 24
-run_days = v3["pretrain_gpu_hours"] / v3["n_gpus"] / 24
+per_trillion_days = compute.wall_clock_days(v3["gpu_hours_per_trillion"], v3["n_gpus"])
+run_days = compute.wall_clock_days(v3["pretrain_gpu_hours"], v3["n_gpus"])
 checks.check_close("days per trillion tokens on 2048 GPUs", per_trillion_days, 3.7, rtol=0.02)
 checks.check_close("GPU-hours per trillion x 14.8 T", v3["gpu_hours_per_trillion"] * 14.8,
                    v3["pretrain_gpu_hours"])
@@ -196,7 +196,7 @@ on_64 = compute.training_estimate("deepseek-v3", v3["tokens"], seq_len=v3["seq_l
                                   gpu_name="H800", n_gpus=64, precision="bf16", mfu=mfu_bf16)
 print(f"64 H800s at {mfu_bf16:.1%} MFU: {on_64.years:.2f} years")
 checks.check_close("... = the same GPU-hours spread over 64 GPUs, in years", on_64.years,
-                   v3["pretrain_gpu_hours"] / 64 / 24 / 365.25, rtol=1e-9)
+                   compute.wall_clock_days(v3["pretrain_gpu_hours"], 64) / 365.25, rtol=1e-9)
 
 # %% [markdown]
 # Under five years. Which assumptions give 33? Time = FLOPs / (GPUs × peak × MFU), so fix

@@ -67,6 +67,16 @@ def test_days_per_trillion_and_cost():
     assert V3["gpu_hours_per_trillion"] * 14.8 == pytest.approx(V3["pretrain_gpu_hours"])
 
 
+def test_wall_clock_days_match_the_report():
+    # report §1: "180K H800 GPU hours" per trillion tokens, "3.7 days on our cluster"
+    assert round(compute.wall_clock_days(V3["gpu_hours_per_trillion"], V3["n_gpus"]), 1) == 3.7
+    assert compute.wall_clock_days(48.0, 2) == 1.0
+    est = compute.estimate(37e9, 1e12, n_gpus=64)
+    assert compute.wall_clock_days(est.gpu_hours, 64) == pytest.approx(est.days, rel=1e-12)
+    with pytest.raises(ValueError, match="GPU"):
+        compute.wall_clock_days(100.0, 0)
+
+
 def test_estimate_round_trip_reproduces_gpu_hours():
     flops_per_token = compute.training_flops_per_token("deepseek-v3").total
     mfu = compute.implied_mfu(flops_per_token * V3["tokens"], V3["pretrain_gpu_hours"], 989.4)

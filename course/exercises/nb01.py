@@ -32,11 +32,17 @@ def _head_cases():
     return [tuple(torch.randn(T, d, generator=g) for _ in range(3)) for T, d in ((3, 4), (6, 8))]
 
 
+def _head_oracle(q, k, v):
+    from course.attention import attend  # the attention every course model runs
+
+    return attend(q[None, None], k[None, None], v[None, None])[0][0, 0]
+
+
 register(Exercise(
     name="01.one_head", notebook="01",
     prompt="Write one causal attention head: q, k, v of shape (T, d) -> output (T, d).",
     hint="softmax((q @ k.T) / sqrt(d) with the future set to -inf, dim=-1) @ v",
-    reference=one_head, cases=_head_cases,
+    reference=one_head, cases=_head_cases, oracle=_head_oracle,
     wrong=lambda q, k, v: (q @ k.T / math.sqrt(q.shape[-1])).softmax(-1) @ v,  # no mask
 ))
 

@@ -16,7 +16,7 @@ register(Exercise(
     name="05.days_on", notebook="05",
     prompt="Wall-clock days for a job of gpu_hours spread over n_gpus.",
     hint="GPU-hours / GPUs = hours of wall clock; divide by 24.",
-    reference=days_on,
+    reference=days_on, oracle=compute.wall_clock_days,
     cases=lambda: [(V3["pretrain_gpu_hours"], V3["n_gpus"]),
                    (V3["gpu_hours_per_trillion"], V3["n_gpus"]),
                    (LLAMA["total_gpu_hours"], LLAMA["n_gpus"])],

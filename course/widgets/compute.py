@@ -17,8 +17,9 @@ SEQ_LENS = (1024, 2048, 4096, 8192, 32768, 131072)
 def published_marks() -> dict:
     """Published runs as (GPUs, days): DeepSeek-V3 pre-training and Llama 3.1 405B."""
     v3, ll = compute.DEEPSEEK_V3, compute.LLAMA_31_405B
-    return {"DeepSeek-V3 (published)": (v3["n_gpus"], v3["pretrain_gpu_hours"] / v3["n_gpus"] / 24),
-            "Llama 3.1 405B (published)": (ll["n_gpus"], ll["total_gpu_hours"] / ll["n_gpus"] / 24)}
+    days = compute.wall_clock_days
+    return {"DeepSeek-V3 (published)": (v3["n_gpus"], days(v3["pretrain_gpu_hours"], v3["n_gpus"])),
+            "Llama 3.1 405B (published)": (ll["n_gpus"], days(ll["total_gpu_hours"], ll["n_gpus"]))}
 
 
 def bill(model: str, seq_len: int, tokens_t: float, gpu_name: str, n_gpus: float,
