@@ -1,6 +1,6 @@
 """Inside the FP8 GEMM: limited-precision accumulation and promotion (DeepSeek-V3 report
 §3.3.2 "Increasing Accumulation Precision" and §3.5.2), the real tensor-core GEMM on a
-GPU, and the toy training comparison FP8 vs BF16 vs FP32.
+GPU. (The toy training comparison FP8 vs BF16 vs FP32 is `course.fp8_training`.)
 
 The report: the H800's FP8 tensor cores keep "around 14 bits" while accumulating; for
 random matrices with K = 4096 the maximum relative error is "nearly 2%". The fix copies
@@ -22,14 +22,11 @@ errors all point the same way, the worst case for a sum); see the notebook for N
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import torch
 
 from course import fp8, timing, validate
 
-PRECISIONS = ("fp32", "bf16", "fp8")
 MAX_PRODUCTS = 2**24  # m x n x K products held in float64 at once: 128 MB
 
 
@@ -231,39 +228,3 @@ def gemm_benchmark(n: int = 8192, repeats: int = 20, seed: int = 0) -> dict:
     flops = 2 * n**3
     return {"n": n, "fp8_tflops": flops / t8 / 1e12, "bf16_tflops": flops / t16 / 1e12,
             "speedup": t16 / t8, "fp8_error": rel(run_fp8()), "bf16_error": rel(a16 @ b16)}
-
-
-# ------------------------------------------------------------- toy training comparison
-
-
-def train_precision(precision: str, steps: int = 150, seed: int = 0):
-    """Train the course's model (`course.train`) with every linear in `precision`; cached."""
-    validate.choice("precision", precision, PRECISIONS)
-    return _train_precision(precision, validate.integer("steps", steps, 1, 100_000),
-                            validate.integer("seed", seed, 0, 2**31 - 1))
-
-
-@functools.lru_cache(maxsize=16)
-def _train_precision(precision: str, steps: int, seed: int):
-    from course.train import tiny_config, train_lm
-
-    return train_lm(tiny_config(precision=precision), steps=steps, seed=seed)
-
-
-def compare_precisions(steps: int = 150, seed: int = 0, last: int = 20) -> dict:
-    """FP32, BF16 and FP8 runs from the same seed; relative gap of each one's mean loss over
-    the `last` steps and of its validation loss, against the BF16 run (the report's baseline)."""
-    steps = validate.integer("steps", steps, 1, 100_000)
-    last = validate.integer("last", last)
-    if not 1 <= last <= steps:
-        raise ValueError("last must be between 1 and the number of steps.")
-    runs = {p: train_precision(p, steps, seed) for p in PRECISIONS}
-    base = runs["bf16"]
-
-    def gap(r):
-        return float(r.lm_loss[-last:].mean() / base.lm_loss[-last:].mean() - 1)
-
-    return {"loss": {p: r.lm_loss for p, r in runs.items()},
-            "val_loss": {p: r.val_loss for p, r in runs.items()},
-            "gap": {p: gap(r) for p, r in runs.items()},
-            "val_gap": {p: r.val_loss / base.val_loss - 1 for p, r in runs.items()}}

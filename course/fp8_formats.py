@@ -106,7 +106,9 @@ def _decode_table(dtype: torch.dtype) -> torch.Tensor:
 
 def to_float(q: torch.Tensor) -> torch.Tensor:
     """q.float() for an FP8 tensor, read from a table of torch's own decoding of all 256
-    codes (the CPU cast is several times slower than this lookup)."""
+    codes (the CPU cast is several times slower than this lookup; `index_select` with
+    int32 codes is about twice as fast as `torch.take`, which wants int64)."""
     if q.dtype not in (torch.float8_e4m3fn, torch.float8_e5m2):
         return q.float()
-    return torch.take(_decode_table(q.dtype), q.view(torch.uint8).long())
+    codes = q.view(torch.uint8)
+    return _decode_table(q.dtype).index_select(0, codes.reshape(-1).int()).view(codes.shape)

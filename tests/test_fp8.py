@@ -4,10 +4,11 @@ emulation, against torch's own float8 dtypes, FACTS.md §5 and exact arithmetic.
 import math
 from fractions import Fraction
 
+import numpy as np
 import pytest
 import torch
 
-from course import fp8, fp8_accum
+from course import fp8, fp8_accum, fp8_training, seeds
 from course.fp8 import BLOCK, TILE, FP8Linear, dequantize, quantize
 
 DT = {"e4m3": torch.float8_e4m3fn, "e5m2": torch.float8_e5m2, "bf16": torch.bfloat16}
@@ -291,14 +292,38 @@ def test_gemm_benchmark_on_gpu():
 
 
 def test_compare_precisions_small():
-    r = fp8_accum.compare_precisions(steps=6, last=3)
+    r = fp8_training.compare_precisions(steps=6, last=3)
     assert set(r["loss"]) == {"fp32", "bf16", "fp8"} and len(r["loss"]["fp8"]) == 6
     assert r["gap"]["bf16"] == 0
     assert all(abs(g) < 0.05 for g in r["gap"].values())
     # the same seed: FP8 changes the numbers, but only a little
     assert r["loss"]["fp8"][0] != r["loss"]["fp32"][0]
     with pytest.raises(ValueError):
-        fp8_accum.compare_precisions(steps=6, last=7)
+        fp8_training.compare_precisions(steps=6, last=7)
+
+
+def test_precisions_over_seeds_small_and_uncached(tmp_path, monkeypatch):
+    monkeypatch.setattr(seeds, "RUNS_DIR", tmp_path)
+    r = fp8_training.precisions_over_seeds(seeds=(3, 4), steps=5, last=2, cache=False)
+    one = fp8_training.compare_precisions(steps=5, seed=4, last=2)
+    assert r["gap"]["fp8"].values[1] == pytest.approx(one["gap"]["fp8"])
+    assert r["gap"]["bf16"].values == (0.0, 0.0) and r["seeds"] == (3, 4)
+    assert len(r["loss"]["fp8"]) == 5
+    fp8_training.save_precisions(seeds=(3, 4), steps=5, last=2)
+    again = fp8_training.precisions_over_seeds(seeds=(3, 4), steps=5, last=2)
+    assert again["val_loss"]["fp8"].values == r["val_loss"]["fp8"].values
+    with pytest.raises(ValueError):
+        fp8_training.precisions_over_seeds(seeds=(0,), steps=5, cache=False)
+
+
+def test_shipped_precisions_match_a_fresh_run_of_seed_0():
+    shipped = fp8_training.precisions_over_seeds()  # assets/runs/fp8_precisions.json
+    assert shipped["seeds"] == (0, 1, 2)
+    fresh = fp8_training.compare_precisions(steps=150, seed=0, last=20)
+    for p in fp8_training.PRECISIONS:
+        assert fresh["val_loss"][p] == pytest.approx(shipped["val_loss"][p].values[0], rel=1e-3)
+        assert fresh["gap"][p] == pytest.approx(shipped["gap"][p].values[0], abs=2e-3)
+        assert np.allclose(fresh["loss"][p], shipped["loss"][p], rtol=1e-3)
 
 
 def test_training_bytes_per_param():
