@@ -1,0 +1,306 @@
+"""Measure trained MoE runs (notebooks 08-09): capacity factors, and comparisons over seeds.
+
+* `capacity_sweep`: held-out share of dropped routing slots and loss against the capacity
+  factor, for a trained run, without retraining.
+* `compare`: train each balancing method at each seed (`course.moe_train.train`, cached)
+  and measure on held-out text its MaxVio, its loss and the mutual information between a
+  token's word kind and its expert; a `Comparison` holds one `course.seeds.Spread` per
+  method and measure. `balancing_spread` and `specialisation` are notebook 09's two
+  comparisons: they read their result from `assets/runs/<name>.json` when it was written
+  with the same settings (`save_shipped_runs()` writes both), else train.
+* `compare_text`, `method_vs_seed_text`: what the spreads say, as a sentence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from course import seeds as seedlib
+from course import validate
+from course.moe_stats import mutual_information
+from course.moe_train import BALANCES, MAX_STEPS, train
+
+# ------------------------------------------------------------- capacity and dropped tokens
+
+
+@dataclass
+class CapacitySweep:
+    factors: np.ndarray  # (F,) capacity factors tried
+    dropped: np.ndarray  # (F,) share of held-out routing slots dropped
+    val_loss: np.ndarray  # (F,) held-out next-token loss with that capacity
+    val_loss_no_drop: float  # the same model with no capacity (DeepSeek-V3)
+    val_loss_all_dropped: float  # capacity 0: every routed slot dropped (shared experts stay)
+    no_drop_factor: float  # smallest factor that drops nothing: max over batches of max/mean
+    batch_tokens: int  # tokens per batch the capacity is computed over
+
+    @property
+    def loss_share_lost(self) -> np.ndarray:
+        """(F,) share of what the routed experts buy (loss with all slots dropped minus loss
+        with none dropped) that each capacity gives up."""
+        return (self.val_loss - self.val_loss_no_drop) / (self.val_loss_all_dropped
+                                                          - self.val_loss_no_drop)
+
+
+@torch.no_grad()
+def capacity_sweep(run, factors, batch: int | None = None) -> CapacitySweep:
+    """Held-out share of dropped routing slots and loss against the capacity factor, for a
+    trained run (`MoERun` with its model, or a TinyLM). No retraining: the trained router's
+    choices are capped after the fact, `batch` held-out windows at a time (default: the
+    run's training batch), each MoE layer capped at ceil(factor * tokens * k / E)."""
+    from course import data
+
+    model = getattr(run, "model", run)
+    if model is None:
+        raise ValueError("This run kept no model (it was cut from a longer one): train it "
+                         "with moe.train(..., steps=...) to sweep capacities.")
+    settings = getattr(run, "settings", {})
+    batch = validate.positive_int("batch", batch or settings.get("batch", 16))
+    factors = np.array([validate.non_negative("a capacity factor", f) for f in factors])
+    seq_len, stream = model.cfg.seq_len, data.split()[1]
+    n = min(64, (len(stream) - 1) // seq_len)
+    x = stream[: n * seq_len].view(n, seq_len)
+    y = stream[1: n * seq_len + 1].view(n, seq_len)
+    layers = model.moe_layers()
+    model.eval()
+
+    def run_with(factor):
+        loss = dropped = slots = 0.0
+        worst = 0.0
+        for i in range(0, n, batch):
+            for m in layers:
+                m.capacity_factor = factor
+            out = model(x[i: i + batch], y[i: i + batch])
+            loss += out.lm_loss.item() * y[i: i + batch].numel()
+            dropped += sum(m.last_dropped for m in layers)
+            slots += sum(m.last_slots for m in layers)
+            for m in layers:  # the factor this batch needed to drop nothing
+                load = m.last_load.float()
+                worst = max(worst, float(load.max() / load.mean()))
+        return loss / y.numel(), dropped / slots, worst
+
+    saved = [m.capacity_factor for m in layers]
+    try:
+        base, _, need = run_with(None)
+        off = run_with(0.0)[0]
+        swept = [run_with(float(f))[:2] for f in factors]
+    finally:
+        for m, c in zip(layers, saved):
+            m.capacity_factor = c
+        model.train()
+    return CapacitySweep(factors, np.array([d for _, d in swept]),
+                         np.array([v for v, _ in swept]), base, off, need, batch * seq_len)
+
+
+# ------------------------------------------------------------------ comparisons over seeds
+
+#: What `compare` measures on each run's held-out text.
+MEASURES = ("val_max_vio", "val_loss", "mi")
+
+
+@dataclass
+class Comparison:
+    methods: list  # labels, in order
+    seeds: tuple
+    steps: int
+    spreads: dict  # label -> {measure: Spread} for each of MEASURES
+    joint: dict  # label -> (kinds, E) held-out slots by word kind and expert, first seed
+    source: str = "computed"  # or the shipped file it was read from
+
+    def __getitem__(self, label: str) -> dict:
+        return self.spreads[label]
+
+    def values(self, measure: str) -> np.ndarray:
+        """(methods, seeds) values of one of MEASURES."""
+        validate.choice("measure", measure, MEASURES)
+        return np.array([self.spreads[m][measure].values for m in self.methods])
+
+    @property
+    def mi(self) -> np.ndarray:
+        """(methods, seeds) I(kind; expert) in bits, first MoE layer."""
+        return self.values("mi")
+
+    @property
+    def max_vio(self) -> np.ndarray:
+        """(methods, seeds) held-out MaxVio."""
+        return self.values("val_max_vio")
+
+    @property
+    def val_loss(self) -> np.ndarray:
+        return self.values("val_loss")
+
+
+#: The name notebook 09 and `course.plots.moe.seed_bars` know it by.
+Specialisation = Comparison
+
+
+def _methods(methods: dict) -> dict:
+    if not isinstance(methods, dict) or not methods:
+        raise ValueError("methods must be a non-empty dict {label: (balance, settings)}.")
+    out = {}
+    for label, spec in methods.items():
+        if not isinstance(spec, (tuple, list)) or len(spec) != 2 or not isinstance(spec[1], dict):
+            raise ValueError(f"Method {label!r} must be (balance, settings dict), not {spec!r}.")
+        out[str(label)] = (validate.choice("balance", spec[0], BALANCES), dict(spec[1]))
+    return out
+
+
+def _measure(run) -> dict:
+    return dict(val_max_vio=run.val_max_vio, val_loss=run.val_loss,
+                mi=mutual_information(run.val_kinds[0]))
+
+
+def compare(methods: dict, seeds=seedlib.DEFAULT_SEEDS, steps: int | None = None,
+            progress=None, **router) -> Comparison:
+    """Train each {label: (balance, settings)} at each seed (cached runs, `router` settings
+    shared by all) and measure MEASURES on held-out text. `progress(done, total, text)`
+    counts the runs."""
+    methods = _methods(methods)
+    seeds = _seed_list(seeds)
+    total, spreads, joint = len(methods) * len(seeds), {}, {}
+    for a, (label, (balance, kw)) in enumerate(methods.items()):
+        def one(seed, a=a, label=label, balance=balance, kw=kw):
+            done = a * len(seeds) + seeds.index(seed)
+            if progress is not None:
+                progress(done, total, f"{label}, seed {seed}")
+            run = train(balance, steps=steps, seed=seed, **kw, **router)
+            joint.setdefault(label, run.val_kinds[0])
+            return _measure(run)
+
+        spreads[label] = seedlib.over_seeds(one, seeds)
+    if progress is not None:
+        progress(total, total, "done")
+    return Comparison(list(methods), seeds, _steps(steps), spreads, joint)
+
+
+def _steps(steps) -> int:
+    from course.presets import preset
+
+    return validate.integer("steps", preset("moe")["steps"] if steps is None else steps, 1,
+                            MAX_STEPS)
+
+
+def _seed_list(seeds) -> tuple:
+    try:
+        out = tuple(validate.non_negative_int("a seed", s) for s in seeds)
+    except TypeError:
+        raise ValueError(f"seeds must be a list of whole numbers, not {seeds!r}.") from None
+    if len(out) < 2:
+        raise ValueError(f"A comparison over seeds needs at least 2 seeds, not {len(out)}.")
+    return out
+
+
+def _key(methods: dict, seeds, steps, router: dict) -> dict:
+    from course.presets import preset
+
+    return dict(methods={k: list(v) for k, v in _methods(methods).items()},
+                seeds=list(_seed_list(seeds)), steps=_steps(steps), router=dict(router),
+                moe=preset("moe"), tiny_lm=preset("tiny_lm"))
+
+
+def _to_json(c: Comparison) -> dict:
+    return dict(methods=c.methods, seeds=list(c.seeds), steps=c.steps,
+                spreads={m: {k: s.as_dict() for k, s in d.items()} for m, d in c.spreads.items()},
+                joint={m: np.asarray(j).tolist() for m, j in c.joint.items()})
+
+
+def _from_json(d: dict, source: str) -> Comparison:
+    return Comparison(list(d["methods"]), tuple(d["seeds"]), int(d["steps"]),
+                      {m: {k: seedlib.Spread.from_dict(s) for k, s in v.items()}
+                       for m, v in d["spreads"].items()},
+                      {m: np.array(j) for m, j in d["joint"].items()}, source)
+
+
+def shipped_compare(name: str, methods: dict, seeds=seedlib.DEFAULT_SEEDS,
+                    steps: int | None = None, progress=None, cache: bool = True,
+                    **router) -> Comparison:
+    """`compare`, read from assets/runs/<name>.json when that file was written with these
+    very settings (and `cache` is True), else trained."""
+    key = _key(methods, seeds, steps, router)
+    computed = []
+
+    def run() -> dict:
+        computed.append(True)
+        return _to_json(compare(methods, seeds, steps, progress, **router))
+
+    result = seedlib.shipped(name, key, run, cache=cache)
+    return _from_json(result, "computed" if computed else f"assets/runs/{name}.json")
+
+
+#: Notebook 09's comparisons: name -> (methods, steps); router and seeds as below.
+ROUTER = dict(score_func="sigmoid", top_k=2)
+ALPHA, GAMMA, V3_ALPHA = 0.1, 0.003, 0.0001
+SHIPPED = {
+    "moe_balancing": ({"none": ("none", {}), "aux": ("aux", dict(alpha=ALPHA)),
+                       "bias": ("bias", dict(gamma=GAMMA))}, 150),
+    "moe_specialisation": ({"none": ("none", {}),
+                            "sequence aux": ("aux", dict(alpha=ALPHA, aux_scope="sequence")),
+                            "batch aux": ("aux", dict(alpha=ALPHA)),
+                            "bias": ("bias", dict(gamma=GAMMA)),
+                            "V3 α=0.0001": ("aux", dict(alpha=V3_ALPHA, aux_scope="sequence"))},
+                           60),
+}
+
+
+def balancing_spread(methods: dict, seeds=seedlib.DEFAULT_SEEDS, steps: int | None = None,
+                     progress=None, cache: bool = True, **router) -> Comparison:
+    """Notebook 09 §4: the balancing methods over seeds (shipped as moe_balancing.json)."""
+    return shipped_compare("moe_balancing", methods, seeds, steps, progress, cache, **router)
+
+
+def specialisation(methods: dict, seeds=seedlib.DEFAULT_SEEDS, steps: int | None = None,
+                   progress=None, cache: bool = True, **router) -> Comparison:
+    """Notebook 09 §6: specialisation by word kind over seeds (moe_specialisation.json)."""
+    return shipped_compare("moe_specialisation", methods, seeds, steps, progress, cache,
+                           **router)
+
+
+def save_shipped_runs(names=tuple(SHIPPED), progress=None) -> list:
+    """Recompute notebook 09's comparisons (a few minutes on one core) and write them to
+    assets/runs/; returns the paths written. `python -m course.moe_eval` runs it."""
+    paths = []
+    for name in names:
+        methods, steps = SHIPPED[name]
+        c = compare(methods, seedlib.DEFAULT_SEEDS, steps, progress, **ROUTER)
+        key = _key(methods, seedlib.DEFAULT_SEEDS, steps, ROUTER)
+        paths.append(seedlib.save_shipped(name, key, _to_json(c)))
+    return paths
+
+
+# ---------------------------------------------------------------------------- sentences
+
+
+def compare_text(a: seedlib.Spread, b: seedlib.Spread, name_a: str, name_b: str,
+                 what: str, fmt: str = "{:.2f}") -> str:
+    """What two spreads of `what` say: one lies below the other on every seed, or their
+    min–max ranges overlap and the seeds do not tell the two apart."""
+    shown = f"{name_a} {a.text(fmt)}, {name_b} {b.text(fmt)}"
+    if seedlib.differs(a, b):
+        side = "below" if a.hi < b.lo else "above"
+        return f"{what}: every seed of {name_a} lies {side} every seed of {name_b} ({shown})."
+    return (f"{what}: the ranges overlap ({shown}); {len(a.values)} seeds do not tell "
+            f"{name_a} from {name_b}.")
+
+
+def method_vs_seed_text(spreads: dict, what: str, fmt: str = "{:.3f}") -> str:
+    """Whether the method or the seed moves `what` more: the largest gap between the
+    methods' means against the widest min–max range of one method over the seeds."""
+    means = {m: s.mean for m, s in spreads.items()}
+    between = max(means.values()) - min(means.values())
+    widest = max(spreads, key=lambda m: spreads[m].width)
+    within = spreads[widest].width
+    verdict = ("the seed moves it more than the choice of method" if within > between
+               else "the method moves it more than the seed")
+    return (f"{what}: the methods' means differ by at most {fmt.format(between)}, one method "
+            f"({widest}) moves by {fmt.format(within)} between seeds: {verdict}.")
+
+
+if __name__ == "__main__":
+    from course.timing import one_thread
+
+    with one_thread():
+        for path in save_shipped_runs(progress=lambda d, t, s: print(f"{d}/{t} {s}",
+                                                                     flush=True)):
+            print("wrote", path)
