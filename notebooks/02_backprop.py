@@ -22,6 +22,14 @@
 # the loss is what the DJ hears, the weights are the knobs, and the **gradient** says
 # which way to turn each knob and how hard. Backprop is how a model finds that gradient
 # for billions of knobs at once.
+#
+# Comparing with a known right answer is learning by **imitation**. A chat model's first
+# two stages learn this way: pre-training copies the next word of a huge corpus, and
+# supervised fine-tuning (SFT) copies written demonstrations of good answers. The last
+# stage, **reinforcement learning** (RL), has no answer to copy: the model writes its own
+# answers, a reward scores them, and training makes the better-scored ones more likely
+# (DeepSeek-V3 report §5: SFT, then RL). [Notebook 16](16_rl.ipynb) runs both on the
+# course's tiny model and measures what each reaches.
 
 # %%
 import torch
@@ -265,5 +273,7 @@ checks.check_close("finite differences agree with backprop",
 #   16 bytes per parameter before activations.
 # - Backward ≈ 2 × forward FLOPs (two matmuls per linear layer), hence ≈ 6·N·D per
 #   training run.
+# - Pre-training and SFT imitate a right answer; RL optimises a reward instead
+#   (notebook 16).
 #
 # **Next:** [03 · How many GB do I need?](03_memory.ipynb)
