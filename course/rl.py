@@ -46,6 +46,7 @@ import numpy as np
 import torch
 
 from course import data
+from course import seeds as seeds_mod
 from course.device import seed_everything
 from course.model import TinyConfig, TinyLM
 from course.presets import preset
@@ -504,6 +505,10 @@ class Comparison:
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "curves"}
 
+    def spread(self, name: str) -> seeds_mod.Spread:
+        """One per-seed quantity (e.g. "sft_grpo") as a `course.seeds.Spread`."""
+        return seeds_mod.Spread(tuple(float(v) for v in getattr(self, name)), self.seeds)
+
 
 def distill(teacher: TinyLM, n: int | None = None, seed: int = 0, steps: int | None = None,
             progress: Progress = None) -> SFTRun:
@@ -522,7 +527,11 @@ def distill(teacher: TinyLM, n: int | None = None, seed: int = 0, steps: int | N
     return sft(demos=demos, steps=steps, seed=seed, student=True, progress=progress)
 
 
-SHIPPED = Path(__file__).resolve().parent.parent / "assets" / "rl" / "compare.json"
+SHIPPED_NAME = "rl_compare"  # assets/runs/rl_compare.json, read by course.seeds.shipped
+
+
+def _compare_key(seeds, quality: float) -> dict:
+    return dict(seeds=[int(s) for s in seeds], quality=float(quality), rl=preset("rl"))
 
 
 def compare(seeds=(0, 1, 2), quality: float = 0.7,
@@ -532,18 +541,29 @@ def compare(seeds=(0, 1, 2), quality: float = 0.7,
     distilled from the reinforced teacher.
 
     15 trainings take about a minute of one CPU core, so the result for the default
-    arguments ships in `assets/rl/compare.json` (written by `save_comparison`, checked by
-    tests/test_rl.py against a fresh run); `cache=False` recomputes everything."""
+    arguments ships in `assets/runs/rl_compare.json` (`course.seeds.shipped`; written by
+    `save_comparison`, checked by tests/test_rl.py against a fresh run); `cache=False`
+    recomputes everything."""
+    key = _compare_key(seeds, quality)
+    mem_key = ("compare", json.dumps(key, sort_keys=True))
+    if cache and mem_key in RUNS:
+        _done(progress, 3 * len(key["seeds"]), "comparison (cached)")
+        return RUNS[mem_key]
+    computed = []
+
+    def compute() -> dict:
+        computed.append(True)
+        return comparison_json(_compare(tuple(key["seeds"]), quality, progress))
+
+    out = comparison_from_json(seeds_mod.shipped(SHIPPED_NAME, key, compute, cache=cache))
+    if not computed:
+        _done(progress, 3 * len(out.seeds), f"comparison (precomputed: {SHIPPED_NAME}.json)")
+    RUNS[mem_key] = out
+    return out
+
+
+def _compare(seeds: tuple, quality: float, progress: Progress) -> Comparison:
     p = preset("rl")
-    key = ("compare", tuple(seeds), quality, json.dumps(p, sort_keys=True))
-    if cache and key in RUNS:
-        _done(progress, 3 * len(seeds), "comparison (cached)")
-        return RUNS[key]
-    shipped = _load_shipped(key) if cache else None
-    if shipped is not None:
-        RUNS[key] = shipped
-        _done(progress, 3 * len(seeds), "comparison (precomputed: assets/rl/compare.json)")
-        return shipped
     _, test = problems()
     test = test[: p["eval_prompts"]]
     rows = []
@@ -565,52 +585,39 @@ def compare(seeds=(0, 1, 2), quality: float = 0.7,
             curve=(run.eval_steps, run.accuracy)))
     ks = list(rows[0]["bp"])
     col = lambda name: np.array([r[name] for r in rows])  # noqa: E731
-    out = Comparison(tuple(seeds), quality, col("sft"), col("sft_grpo"),
-                     {k: np.array([r["bp"][k] for r in rows]) for k in ks},
-                     {k: np.array([r["gp"][k] for r in rows]) for k in ks},
-                     col("base_length"), col("grpo_length"), col("student_sft"),
-                     col("student_grpo"), col("student_distilled"),
-                     [r["curve"] for r in rows])
-    RUNS[key] = out
-    return out
+    return Comparison(tuple(seeds), quality, col("sft"), col("sft_grpo"),
+                      {k: np.array([r["bp"][k] for r in rows]) for k in ks},
+                      {k: np.array([r["gp"][k] for r in rows]) for k in ks},
+                      col("base_length"), col("grpo_length"), col("student_sft"),
+                      col("student_grpo"), col("student_distilled"),
+                      [r["curve"] for r in rows])
 
 
-def _key_text(key: tuple) -> str:
-    return json.dumps([list(key[1]), key[2], json.loads(key[3])], sort_keys=True)
-
-
-def _load_shipped(key: tuple) -> Comparison | None:
-    if not SHIPPED.exists():
-        return None
-    saved = json.loads(SHIPPED.read_text())
-    if saved.get("key") != _key_text(key):
-        return None
-    r = saved["result"]
-    arr = {k: np.array(v) for k, v in r.items() if not isinstance(v, dict) and k != "curves"}
-    passes = {k: {int(kk): np.array(vv) for kk, vv in r[k].items()}
-              for k in ("base_pass", "grpo_pass")}
-    curves = [(np.array(a), np.array(b)) for a, b in r["curves"]]
-    return Comparison(tuple(int(x) for x in arr.pop("seeds")), float(arr.pop("quality")),
-                      **{k: arr[k] for k in arr}, **passes, curves=curves)
-
-
-def save_comparison(comp: Comparison, path: Path | None = None) -> Path:
-    """Write a Comparison (computed with the current preset) where `compare` finds it."""
-    path = Path(path or SHIPPED)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    p = preset("rl")
-    key = ("compare", comp.seeds, comp.quality, json.dumps(p, sort_keys=True))
-
+def comparison_json(comp: Comparison) -> dict:
+    """A Comparison as plain JSON-able lists and dicts (`comparison_from_json` undoes it)."""
     def plain(v):
         if isinstance(v, dict):
             return {str(k): plain(x) for k, x in v.items()}
         return np.asarray(v).tolist()
 
-    result = {k: plain(getattr(comp, k)) for k in comp.__dataclass_fields__ if k != "curves"}
-    result["curves"] = [[plain(a), plain(b)] for a, b in comp.curves]
-    path.write_text(json.dumps(dict(key=_key_text(key), torch=torch.__version__,
-                                    result=result), indent=1))
-    return path
+    out = {k: plain(getattr(comp, k)) for k in comp.__dataclass_fields__ if k != "curves"}
+    out["curves"] = [[plain(a), plain(b)] for a, b in comp.curves]
+    return out
+
+
+def comparison_from_json(r: dict) -> Comparison:
+    arr = {k: np.array(v) for k, v in r.items() if not isinstance(v, dict) and k != "curves"}
+    passes = {k: {int(kk): np.array(vv) for kk, vv in r[k].items()}
+              for k in ("base_pass", "grpo_pass")}
+    curves = [(np.array(a), np.array(b)) for a, b in r["curves"]]
+    return Comparison(tuple(int(x) for x in arr.pop("seeds")), float(arr.pop("quality")),
+                      **arr, **passes, curves=curves)
+
+
+def save_comparison(comp: Comparison, folder: Path | None = None) -> Path:
+    """Write a Comparison (computed with the current preset) where `compare` finds it."""
+    return seeds_mod.save_shipped(SHIPPED_NAME, _compare_key(comp.seeds, comp.quality),
+                                  comparison_json(comp), folder)
 
 
 def _stage(progress: Progress, i: int, n: int, label: str):

@@ -205,12 +205,28 @@ def test_widgets_build_at_defaults():
 
 
 def test_shipped_comparison_matches_a_fresh_run():
-    shipped = rl.compare()  # from assets/rl/compare.json
+    shipped = rl.compare()  # from assets/runs/rl_compare.json
     assert shipped.seeds == (0, 1, 2) and (shipped.sft_grpo > shipped.sft).all()
     fresh = rl.compare(seeds=(0,), cache=False)
     for name in ("sft", "sft_grpo", "student_sft", "student_grpo", "student_distilled"):
         assert getattr(fresh, name)[0] == pytest.approx(getattr(shipped, name)[0], abs=0.03), name
     assert fresh.base_pass[16][0] == pytest.approx(shipped.base_pass[16][0], abs=0.03)
+
+
+def test_comparison_round_trips_through_the_shipped_json(tmp_path):
+    comp = rl.compare()
+    path = rl.save_comparison(comp, folder=tmp_path)
+    assert path == tmp_path / "rl_compare.json"
+    from course import seeds
+
+    raw = seeds.shipped("rl_compare", rl._compare_key(comp.seeds, comp.quality),
+                        lambda: None, folder=tmp_path)
+    back = rl.comparison_from_json(raw)
+    assert back.seeds == comp.seeds and np.array_equal(back.student_grpo, comp.student_grpo)
+    assert np.array_equal(back.grpo_pass[4], comp.grpo_pass[4])
+    assert np.array_equal(back.curves[2][1], comp.curves[2][1])
+    spread = comp.spread("sft_grpo")
+    assert spread.values == tuple(comp.sft_grpo) and spread.lo == comp.sft_grpo.min()
 
 
 def test_grpo_widget_trains_a_new_run_for_a_new_beta():
