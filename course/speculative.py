@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from course import validate
+from course import timing, validate
 
 
 @dataclass
@@ -51,6 +51,7 @@ class SpecResult:
 
 def truncate_cache(cache, length: int) -> None:
     """Forget every cached position from `length` on (after a rejected draft)."""
+    length = validate.non_negative_int("length (positions to keep)", length)
     if isinstance(cache, (list, tuple)):  # the model's cache: one per layer
         for layer_cache in cache:
             truncate_cache(layer_cache, length)
@@ -198,7 +199,10 @@ class StepCosts:
 
 @torch.no_grad()
 def step_costs(model, context: int = 32, repeats: int = 30) -> StepCosts:
-    """Fastest wall time of each kind of decoding step over `repeats` interleaved tries."""
+    """Fastest wall time of each kind of decoding step over `repeats` interleaved rounds
+    (`course.timing.lap_times`: on a busy machine the fastest is the least disturbed)."""
+    if not getattr(getattr(model, "cfg", None), "mtp_depth", 0):
+        raise ValueError("step_costs needs a model with an MTP module (depth ≥ 1).")
     context = validate.integer("context", context, 1, 100_000)
     repeats = validate.integer("repeats", repeats, 1, 10_000)
     model.eval()
@@ -214,14 +218,14 @@ def step_costs(model, context: int = 32, repeats: int = 30) -> StepCosts:
         drafter.done = [max(0, context - k) for k in range(1, D + 1)]
         drafter.draft(seq, 0.0, None)
 
-    steps = (lambda: model(ids[:, context: context + 1], cache=cache),
-             lambda: model(ids[:, context: context + D + 1], cache=cache), one_draft)
-    best = [float("inf")] * 3
-    for _ in range(repeats):  # interleaved, fastest of each: robust on a busy machine
-        for i, fn in enumerate(steps):
-            t0 = time.perf_counter()
-            fn()
-            best[i] = min(best[i], time.perf_counter() - t0)
+    def main_step(new: int):  # n new tokens against the context (rolled back first: ~µs)
+        def step(_):
             truncate_cache(cache, context)
-    plain, verify, draft = best
+            model(ids[:, context: context + new], cache=cache)
+        return step
+
+    laps = timing.lap_times([main_step(1), main_step(D + 1), lambda _: one_draft()], repeats,
+                            device=dev)
+    truncate_cache(cache, context)
+    plain, verify, draft = (t[0] for t in laps)  # the fastest of each
     return StepCosts(plain, verify, draft)

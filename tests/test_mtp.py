@@ -242,5 +242,5 @@ def test_compare_heads_measures_both_kinds_at_the_same_depth(monkeypatch):
     assert acc.agrees_with_main == run.accuracy["parallel"].agrees_with_main
     with pytest.raises(ValueError, match="parallel heads"):
         mtp.speculate(par, mtp.prompts(1, 4), new_tokens=2)
-    with pytest.raises(ValueError, match="sequential or parallel"):
+    with pytest.raises(ValueError, match="choose one of sequential, parallel"):
         mtp.train(1, heads="tree")
