@@ -10,7 +10,10 @@ residual activations that TP alone replicates. ZeRO stage 1 shards the optimizer
 
 Bytes are counted per GPU as a ring algorithm sends them (Patarasuk & Yuan 2009): an
 all-reduce of S bytes over n ranks sends 2 (n-1)/n S per rank, a reduce-scatter or an
-all-gather (n-1)/n S; an all-to-all sends what leaves the rank. DeepSeek-V3's real layout
+all-gather (n-1)/n S (`course.parallel_run` checks these against a real ring's sends).
+Expert-parallel all-to-all bytes come from the course's one byte model,
+`course.expert_traffic` (FP8 dispatch, BF16 combine, one copy per remote node over IB,
+forward and backward), shared with notebook 06. DeepSeek-V3's real layout
 (report 3.2): 2048 H800, PP16, EP64 across 8 nodes, ZeRO-1 DP, no TP.
 """
 
