@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 import course.widgets as widgets_pkg
+from course import timing
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -45,36 +46,44 @@ def time_widget(entry, repeat: int = 3, uncached: bool = True) -> dict:
     live = entry.build()
     defaults = live.values()
     sweep = entry.sweep()
-    errors = 0
-    for values in sweep:  # fills the caches
+    errors = []
+
+    def move(values: dict) -> None:
         live.apply(**values)
-    times = []
-    for _ in range(repeat):
-        live.apply(**defaults)  # each pass moves through the same settings as the first
-        for values in sweep:
-            start = time.perf_counter()
-            live.apply(**values)
-            times.append(time.perf_counter() - start)
-            errors += live.error is not None
-    ms = np.array(times) * 1e3
+        errors.append(live.error is not None)
+
+    # one untimed pass fills the caches; each timed pass starts from the defaults
+    laps = timing.lap_times([lambda _, v=v: move(v) for v in sweep], repeat,
+                            setup=lambda: live.apply(**defaults))
+    ms = np.concatenate(laps) * 1e3
     out = dict(name=entry.name, notebook=entry.notebook, n=len(ms),
-               median_ms=float(np.median(ms)), p95_ms=float(np.percentile(ms, 95)),
-               messages=errors)
+               median_ms=float(np.median(ms)), p95_ms=float(np.percentile(ms, 95)))
+    del errors[: len(sweep)]  # the untimed pass is not counted
     if uncached and entry.clear is not None:
-        wall, cpu = [], []
-        for values in sweep:
-            entry.clear()
-            live.apply(**defaults)
-            start, start_cpu = time.perf_counter(), time.process_time()
-            live.apply(**values)
-            wall.append(time.perf_counter() - start)
-            cpu.append(time.process_time() - start_cpu)
-            errors += live.error is not None
-        entry.clear()
-        out.update(uncached_n=len(wall), uncached_median_ms=float(np.median(wall)) * 1e3,
-                   uncached_max_ms=float(np.max(wall)) * 1e3,
-                   uncached_cpu_max_ms=float(np.max(cpu)) * 1e3, messages=errors)
+        out.update(_uncached(entry, live, defaults, sweep, move))
+    out["messages"] = sum(errors)
     return out
+
+
+def _uncached(entry, live, defaults: dict, sweep: list, move) -> dict:
+    """Each setting of the sweep after every cache is emptied and the widget set back to its
+    defaults (untimed): wall seconds, and CPU seconds (`time.process_time`)."""
+    wall, cpu = [], []
+
+    def reset():
+        entry.clear()
+        live.apply(**defaults)
+
+    for values in sweep:
+        def timed_move(_, values=values):
+            start = time.process_time()
+            move(values)
+            cpu.append(time.process_time() - start)
+        wall += timing.lap_times([timed_move], 1, warmup=0, setup=reset)[0]
+    entry.clear()
+    return dict(uncached_n=len(wall), uncached_median_ms=float(np.median(wall)) * 1e3,
+                uncached_max_ms=float(np.max(wall)) * 1e3,
+                uncached_cpu_max_ms=float(np.max(cpu)) * 1e3)
 
 
 def _row(r: dict) -> str:
@@ -95,9 +104,7 @@ def time_notebook(path: Path, timeout: int = 600) -> float:
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
-    start = time.perf_counter()
-    client.execute()
-    return time.perf_counter() - start
+    return timing.times(client.execute, 1, warmup=0)[0]
 
 
 def main(argv: list[str] | None = None) -> int:

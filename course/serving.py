@@ -38,13 +38,13 @@ prefill pauses the running batch: the interference disaggregation removes).
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
 import torch
 
+from course import timing
 from course.presets import preset
 from course.timing import one_thread
 
@@ -281,6 +281,14 @@ def _check_serve(requests, max_batch: int, budget_tokens: int) -> None:
                          f"longest request ({need} tokens of prompt and output): raise it.")
 
 
+def _timed(fn):
+    """(fn(), its seconds): one run on `course.timing`'s clock, no warm-up (a server step
+    happens once)."""
+    out = []
+    seconds = timing.times(lambda: out.append(fn()), repeats=1, warmup=0)[0]
+    return out[0], seconds
+
+
 def serve(model, requests, max_batch: int = 8, budget_tokens: int = 512,
           prefix_cache: bool = True, progress=None) -> ServeResult:
     """Serve `requests` greedily with continuous batching; see the module docstring.
@@ -309,6 +317,26 @@ def serve(model, requests, max_batch: int = 8, budget_tokens: int = 512,
         used = sum(len(caches[r.rid][0]) for r in running)
         steps.append(Step(kind, start, seconds, batch, used, reserved))
 
+    def admit(r, store):
+        """Prefill r (from the cached prefix when `store` has it): (tokens computed, first
+        token)."""
+        caches[r.rid] = cache = model.new_cache()
+        prefix = r.prompt[: r.prefix_len]
+        reuse = store is not None and r.prefix_len and prefix in store
+        if reuse:
+            store.load_into(prefix, cache)
+        todo = r.prompt[r.prefix_len:] if reuse else r.prompt
+        logits = prefill(model, todo, cache)
+        if store is not None and r.prefix_len and not reuse:
+            store.save(prefix, cache)
+        return todo, int(logits.argmax())
+
+    def decode(batch):
+        """One decode step for the batch: each request's next token."""
+        logits = decode_step(model, [last[r.rid] for r in batch],
+                             [caches[r.rid] for r in batch])
+        return logits.argmax(-1).tolist()
+
     def finish(r):
         nonlocal reserved, done
         stats[r.rid].finish = clock
@@ -331,18 +359,8 @@ def serve(model, requests, max_batch: int = 8, budget_tokens: int = 512,
                 reserved += len(r.prompt) + r.max_new
                 running.append(r)
                 stats[r.rid].admitted = clock
-                start = time.perf_counter()
-                caches[r.rid] = cache = model.new_cache()
-                prefix = r.prompt[: r.prefix_len]
-                reuse = prefix_cache and r.prefix_len and prefix in store
-                if reuse:
-                    store.load_into(prefix, cache)
-                todo = r.prompt[r.prefix_len:] if reuse else r.prompt
-                logits = prefill(model, todo, cache)
-                if prefix_cache and r.prefix_len and not reuse:
-                    store.save(prefix, cache)
-                last[r.rid] = int(logits.argmax())
-                seconds = time.perf_counter() - start
+                (todo, last[r.rid]), seconds = _timed(
+                    lambda r=r: admit(r, store if prefix_cache else None))
                 count_load()
                 stats[r.rid].prefill_tokens = len(todo)
                 stats[r.rid].tokens.append(last[r.rid])
@@ -353,11 +371,7 @@ def serve(model, requests, max_batch: int = 8, budget_tokens: int = 512,
                     finish(r)
             batch = [r for r in running if len(stats[r.rid].tokens) < r.max_new]
             if batch:
-                start = time.perf_counter()
-                logits = decode_step(model, [last[r.rid] for r in batch],
-                                     [caches[r.rid] for r in batch])
-                nxt = logits.argmax(-1).tolist()
-                seconds = time.perf_counter() - start
+                nxt, seconds = _timed(lambda b=batch: decode(b))
                 count_load()
                 record("decode", clock, seconds, len(batch))
                 clock += seconds
@@ -395,16 +409,8 @@ def prefill_seconds(model, request: Request, repeats: int = 9) -> dict:
             store.load_into(prefix, cache)
             prefill(model, request.prompt[request.prefix_len:], cache)
 
-        times = {}
-        for name, fn in (("whole", whole), ("rest", rest)):
-            fn()  # warm-up
-            runs = []
-            for _ in range(repeats):
-                start = time.perf_counter()
-                fn()
-                runs.append(time.perf_counter() - start)
-            times[name] = min(runs)
-    return dict(whole_s=times["whole"], rest_s=times["rest"], whole_tokens=len(request.prompt),
+        whole_s, rest_s = (timing.best_seconds(fn, repeats) for fn in (whole, rest))
+    return dict(whole_s=whole_s, rest_s=rest_s, whole_tokens=len(request.prompt),
                 rest_tokens=len(request.prompt) - request.prefix_len)
 
 
