@@ -65,7 +65,8 @@ class CountingComm:
                    in_splits: list, rank: int) -> None:
         dist.all_to_all_single(out, inp, out_splits, in_splits)
         row = _nbytes(inp) // max(1, inp.shape[0])
-        self.ring.add(name, (sum(in_splits) - in_splits[rank]) * row, 0)  # rows leaving
+        self.ring.add(name, (sum(in_splits) - in_splits[rank]) * row,  # rows leaving
+                      (sum(out_splits) - out_splits[rank]) * row)  # rows arriving
 
 
 def _nbytes(t: torch.Tensor) -> int:
@@ -138,7 +139,7 @@ def train_data_parallel(rank: int, world: int, strategy: str, sizes: dict,
     states = [v for s in opt.state.values() for k, v in s.items() if k.startswith("exp_avg")]
     return {
         "params": parameters_to_vector(params).detach().cpu(),
-        "sent": dict(comm.sent),
+        "sent": dict(comm.sent), "received": dict(comm.ring.received),
         "memory": {"weights": 4 * n, "gradients": 4 * n,
                    "optimizer": sum(_nbytes(v) for v in states),
                    "master_shard": 0 if strategy == "dp" else _nbytes(master)},
@@ -201,6 +202,7 @@ def ep_forward(rank: int, world: int, sizes: dict, device: str = "cpu") -> dict:
     y = torch.empty_like(back)
     y[order] = back
     return {"output": y * gate[:, None], "sent": dict(comm.sent),
+            "received": dict(comm.ring.received),
             "tokens_received": sum(outs)}
 
 

@@ -57,9 +57,11 @@ def _exchange(send, recv, rank: int, world: int, counter, name: str) -> None:
     """Send `send` to the next rank while receiving `recv` from the previous one."""
     import torch.distributed as dist
 
-    request = dist.isend(send.contiguous(), (rank + 1) % world)
-    dist.recv(recv, (rank - 1) % world)
-    request.wait()
+    # posted together (a group, for NCCL), so no rank waits on a send before its receive
+    ops = [dist.P2POp(dist.isend, send.contiguous(), (rank + 1) % world),
+           dist.P2POp(dist.irecv, recv, (rank - 1) % world)]
+    for request in dist.batch_isend_irecv(ops):
+        request.wait()
     if counter is not None:
         counter.add(name, send.numel() * send.element_size(),
                     recv.numel() * recv.element_size())

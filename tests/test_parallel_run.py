@@ -40,6 +40,10 @@ def test_bytes_match_prediction(runs):
         expected = {k: v * steps for k, v in dp_step_bytes(n, WORLD, strategy).items()}
         for rank in runs[strategy]:
             assert rank["sent"] == pytest.approx(expected, rel=1e-12)
+    for strategy in pr.STRATEGIES:  # every byte one rank sent, another received
+        sent, got = ({k: sum(r[key][k] for r in runs[strategy]) for k in runs[strategy][0][key]}
+                     for key in ("sent", "received"))
+        assert sent == got and sum(sent.values()) > 0
 
 
 def test_ep_matches_single_process_and_bytes(runs):
