@@ -228,22 +228,37 @@ class Shift:
 
 
 @torch.no_grad()
-def output_shift(model: TinyLM, kind: str, knockout: set, part: tuple[str, int]) -> Shift:
+def output_shift(model: TinyLM, kind: str, knockout: set, part: tuple[str, int],
+                 ablation: str = "zero") -> Shift:
     """How a later part's output at each prompt's last word changes when the parts in
-    `knockout` are zeroed: it was trained on a residual stream that contained them."""
+    `knockout` are knocked out (`ablation`): it was trained on a residual stream that
+    contained them."""
     outs = []
     for ko in (set(), knockout):
         seen = []
-        hook = getattr(model.blocks[part[1]], part[0]).register_forward_hook(
-            lambda m, i, out, seen=seen: seen.append(out[0, -1]))
-        try:
-            for prompt, _ in corpus_prompts(kind):
-                model(encode_prompt(prompt), knockout=ko)
-        finally:
-            hook.remove()
+        with ablated(model, ko, ablation) as k:  # (computes the means first, unhooked)
+            hook = getattr(model.blocks[part[1]], part[0]).register_forward_hook(
+                lambda m, i, out, seen=seen: seen.append(out[0, -1]))
+            try:
+                for prompt, _ in corpus_prompts(kind):
+                    model(encode_prompt(prompt), knockout=k)
+            finally:
+                hook.remove()
         outs.append(torch.stack(seen))
     cos = torch.nn.functional.cosine_similarity(outs[0], outs[1], dim=-1)
     return Shift(float(cos.mean()), float((outs[1].norm(dim=-1) / outs[0].norm(dim=-1)).mean()))
+
+
+@torch.no_grad()
+def stream_norm(model: TinyLM, kind: str, knockout: set | None = None,
+                ablation: str = "zero") -> float:
+    """Mean length of the residual stream at each prompt's last word, where the final
+    RMSNorm reads it, with the parts in `knockout` knocked out (`ablation`)."""
+    lengths = []
+    with ablated(model, knockout, ablation) as k:
+        for prompt, _ in corpus_prompts(kind):
+            lengths.append(model(encode_prompt(prompt), knockout=k).hidden[0, -1].norm())
+    return float(torch.stack(lengths).mean())
 
 
 @dataclass

@@ -202,10 +202,14 @@ assert shift.cosine < 0.9  # MLP 1 writes something else: its input is off-distr
 # %% [markdown]
 # MLP 1 answers an input off its training distribution with a vector pointing elsewhere,
 # and that vector, not the missing MLP 0, costs most of the facts: zero MLP 1 too and
-# they come back. A fairer knock-out keeps the later layers on familiar ground:
-# **mean ablation** replaces a part's output, position by position, by its *average*
-# over the held-out sentences (`im.mean_outputs`). The average stays; only what the part
-# computed from *this* prompt is removed. Both, side by side:
+# they come back.
+#
+# Zeroing asks "what does the model do without this vector at all?", a stream the later
+# layers never saw. A narrower question is "does the prediction need what this part
+# computed from *this* prompt?". **Mean ablation** answers it: it replaces a part's
+# output, position by position, by its *average* over the held-out sentences
+# (`im.mean_outputs`). The average stays; only the prompt-specific part goes. Both, side
+# by side:
 
 # %%
 mean_table = im.knockout_table(model, ablation="mean")
@@ -216,9 +220,27 @@ for label in table:
         for k in im.KINDS))
 print("(zeroed → replaced by the mean)")
 plots.ablation_bars(table, mean_table, "fact").show()
+
+# %% [markdown]
+# The two knock-outs disagree most on "all MLPs". Two measurements say why. MLP 0's
+# average output is far from small at one position, and the residual stream's length at
+# the last word (what the final RMSNorm rescales) tells how much of the usual stream is
+# left:
+
+# %%
 sink = im.mean_outputs(model)[("ffn", 0)].norm(dim=-1)
 print(f"MLP 0's mean output: length {sink[0]:.1f} at the '.' that starts every prompt, "
       f"{sink[1:5].mean():.1f} at the next four positions")
+conditions = im.knockout_conditions(model.cfg.n_layers)
+length = {(label, how): im.stream_norm(model, "fact", conditions[label], how)
+          for label in ("nothing", "MLP 0", "all MLPs") for how in im.ABLATIONS}
+for label in ("nothing", "MLP 0", "all MLPs"):
+    print(f"{label:9} stream length at 'played': zeroed {length[label, 'zero']:.2f}, "
+          f"mean {length[label, 'mean']:.2f}")
+assert sink[0] > 5 * sink[1:5].mean()
+assert length["all MLPs", "zero"] < 0.6 * length["nothing", "zero"]
+checks.check_close("all MLPs by the mean: the stream keeps its usual length",
+                   length["all MLPs", "mean"], length["nothing", "mean"], rtol=0.1)
 
 # %%
 checks.check_close("nothing removed: all colour prompts right",
@@ -226,6 +248,7 @@ checks.check_close("nothing removed: all colour prompts right",
 for t in (table, mean_table):
     assert t["attention 0"]["colour"].accuracy < 0.5   # mixing needs attention
     assert t["attention 0"]["fact"].accuracy < 0.5     # ... and so does the fact lookup
+    assert min(t["attention 1"][k].accuracy for k in im.KINDS) > 0.9  # layer 1's hardly
 assert mean_table["all MLPs"]["fact"].accuracy < 0.5 < table["all MLPs"]["fact"].accuracy
 
 # %% [markdown]
@@ -236,11 +259,13 @@ assert mean_table["all MLPs"]["fact"].accuracy < 0.5 < table["all MLPs"]["fact"]
 # - With the MLPs' averages kept and only their prompt-specific part removed, every kind
 #   of prompt suffers and, with both MLPs out, the facts collapse: in the model as
 #   trained, the answer to "babe ruth played" does come from what the MLPs compute from
-#   the prompt. The high fact score with *all* MLPs zeroed is
-#   real but narrow: with nothing written on top, what attention copied from "ruth" is
-#   still enough to point at "baseball". Zeroing removes the MLPs' large average outputs
-#   as well (MLP 0 writes a long vector at the "." every prompt starts with), which is
-#   exactly the off-distribution change mean ablation avoids.
+#   the prompt.
+# - Zeroing both MLPs also removes their average outputs, MLP 0's long vector at the "."
+#   included: the stream at the last word shrinks to about half its usual length and
+#   holds mostly the embedding and what attention copied from "ruth". The final RMSNorm
+#   scales that back up, and on its own it still points at "baseball": a route to the
+#   answer that is real, but too weak to carry it once the MLPs' usual outputs are in
+#   the stream (the mean column).
 #
 # So the knock-out method decides part of the answer, and a careful study reports which
 # one it used. In large models, mean ablation is the usual choice (Wang et al. 2022,

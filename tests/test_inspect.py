@@ -164,3 +164,31 @@ def test_knockout_widget_mean_ablation_matches_the_function(model):
     with im.ablated(model, im.knockout_set(ffn_layers=[0]), "mean") as k:
         expected = im.next_token_probs(model, "the green forest has", k)
     assert ko.result == expected
+
+
+@torch.no_grad()
+def test_stream_norm_is_the_final_norms_input(model):
+    pairs = im.corpus_prompts("capital")
+    direct = [model(im.encode_prompt(p)).hidden[0, -1].norm() for p, _ in pairs]
+    assert im.stream_norm(model, "capital") == pytest.approx(float(torch.stack(direct).mean()))
+    ko = im.knockout_set(ffn_layers=range(model.cfg.n_layers))
+    with im.ablated(model, ko, "mean") as k:
+        by_mean = [model(im.encode_prompt(p), knockout=k).hidden[0, -1].norm() for p, _ in pairs]
+    assert im.stream_norm(model, "capital", ko, "mean") == pytest.approx(
+        float(torch.stack(by_mean).mean()))
+    assert im.stream_norm(model, "capital", ko) < im.stream_norm(model, "capital")
+
+
+@torch.no_grad()
+def test_output_shift_equals_the_models_own_updates(model):
+    ko = im.knockout_set(ffn_layers=[0])
+    prompts = [p for p, _ in im.corpus_prompts("capital")]
+    before = torch.stack([model(im.encode_prompt(p)).updates[1][1][0, -1] for p in prompts])
+    with im.ablated(model, ko, "mean") as k:
+        after = torch.stack([model(im.encode_prompt(p), knockout=k).updates[1][1][0, -1]
+                             for p in prompts])
+    shift = im.output_shift(model, "capital", ko, ("ffn", 1), "mean")
+    cos = torch.nn.functional.cosine_similarity(before, after, dim=-1).mean()
+    assert shift.cosine == pytest.approx(float(cos), rel=1e-5)
+    ratio = (after.norm(dim=-1) / before.norm(dim=-1)).mean()
+    assert shift.norm_ratio == pytest.approx(float(ratio), rel=1e-5)
