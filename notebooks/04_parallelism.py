@@ -202,8 +202,11 @@ for strategy in ("dp", "zero1"):
                            gap, 0.0, atol=1e-6)
 
 # %% [markdown]
-# Both give the same weights as training in one process, to float rounding. What
-# ZeRO-1 saves is memory: each process keeps only its shard of the optimizer.
+# Both give the same weights as training in one process, to float rounding: the
+# hand-made rings sum the gradients and gather the weights correctly
+# (`tests/test_ring.py` also checks them against torch's own collectives on 3
+# processes). What ZeRO-1 saves is memory: each process keeps only its shard of the
+# optimizer.
 
 # %%
 dp_opt = runs["dp"][0]["memory"]["optimizer"]
