@@ -398,12 +398,16 @@ def grpo(start: TinyLM, steps: int | None = None, group: int | None = None,
             s = score(terms, responses)
             adv = group_advantages(s["reward"].reshape(B, G)).reshape(-1).float()
             mask = response_mask(responses)
+            # π_old is the policy before this batch's first update: its log-probs are the
+            # first inner step's own (one forward pass fewer per step than recomputing them)
+            logp = token_logprobs(policy, prompts, responses)
+            old = logp.detach()
             with torch.no_grad():
-                old = token_logprobs(policy, prompts, responses)
                 ref_lp = token_logprobs(ref, prompts, responses)
             kl = None
-            for _ in range(mu):
-                logp = token_logprobs(policy, prompts, responses)
+            for inner in range(mu):
+                if inner:
+                    logp = token_logprobs(policy, prompts, responses)
                 loss, st = grpo_loss(logp, old, ref_lp, adv, mask, eps, beta)
                 kl = st["kl"] if kl is None else kl  # the sampling policy's KL
                 opt.zero_grad(set_to_none=True)
