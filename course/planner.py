@@ -123,10 +123,15 @@ def _microbatches(s: Setup) -> int:
     return max(1, round(per_replica))
 
 
+def _over_nvlink(kind: str) -> bool:
+    """Tensor parallelism, and an expert group that fits in one node, stay on NVLink."""
+    return kind.startswith("TP") or "(NVLink)" in kind
+
+
 def _comm_seconds(s: Setup, bytes_by_kind: dict) -> float:
     total = 0.0
     for kind, n in bytes_by_kind.items():
-        bw = s.nvlink_gb_s if kind.startswith("TP") else s.ib_gb_s
+        bw = s.nvlink_gb_s if _over_nvlink(kind) else s.ib_gb_s
         total += n / (bw * 1e9)
     return total
 

@@ -155,3 +155,13 @@ def test_unknown_settings_and_wrong_types_get_a_sentence():
                            (dict(recompute="some"), "Unknown recompute")):
         with pytest.raises(ValueError, match=words):
             planner.plan(**changes)
+
+
+def test_an_expert_group_inside_one_node_is_charged_at_nvlink_speed():
+    """EP within a node sends over NVLink: the same bytes cost ib/nvlink times less."""
+    s = planner.PRESETS["DeepSeek-V3"]
+    nbytes = 1e12
+    ib = planner._comm_seconds(s, {"EP all-to-all (IB)": nbytes})
+    nv = planner._comm_seconds(s, {"EP all-to-all (NVLink)": nbytes})
+    assert ib == pytest.approx(nbytes / (s.ib_gb_s * 1e9))
+    assert nv == pytest.approx(nbytes / (s.nvlink_gb_s * 1e9))
