@@ -173,7 +173,7 @@ print(f"one prefill: {t['whole_tokens']} tokens in {1e3 * t['whole_s']:.2f} ms; 
 # NBVAL_IGNORE_OUTPUT
 from course.widgets import serving as widgets
 
-widgets.server(model)
+widgets.server(model, first=result)  # starts from the run above: same settings
 
 # %% [markdown]
 # ## 4. The same trade-off for DeepSeek-V3, on paper

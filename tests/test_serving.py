@@ -211,6 +211,12 @@ def test_widgets_build_and_answer(model):
         r = live.wait()
         assert live.error is None and max(s.batch for s in r.steps) <= 2
 
+    first = serving.run(model=model)  # the defaults, served once
+    again = w.server(model, first=first)
+    assert again.result is first and len(again.fig.data[0].x) > 0
+    with pytest.raises(ValueError, match="defaults"):
+        w.server(model, first=serving.run(max_batch=2, model=model))
+
     dec = w.v3_decode()
     assert dec.result["step"].batch == 128 and dec.error is None
     dec.apply(batch=1)
