@@ -11,7 +11,9 @@ against `course.kvcache`), total and active parameters (counted on the model: ac
 the parameters of the modules one token runs through), training tokens/s, held-out
 MaxVio and decode tokens per main-model step with MTP speculation.
 
-Runs are cached in memory by (variant, sizes, seed); `measure(..., cache=False)` reruns.
+Runs are cached in memory by (config, training settings, seed); `measure(..., cache=False)`
+reruns. The ablation over seeds, and the balancing sweep that checks row 4 is fair, are in
+`course.tiny_deepseek_ablation` (shipped under assets/runs/, minutes of CPU to recompute).
 Left out: multi-GPU anything; timings are this machine's and noisy.
 """
 
@@ -181,24 +183,25 @@ class Row:
 # ------------------------------------------------------------------------------ running
 
 
-_RUNS: dict[tuple, tuple] = {}
+_RUNS: dict[tuple, object] = {}
 
 
 def train(variant: str = "full", size: str | None = None, seed: int = 0, on_step=None,
-          cache: bool = True):
-    """Train one variant with `course.train.train_lm`; returns its TrainResult (cached)."""
+          cache: bool = True, **overrides):
+    """Train one variant with `course.train.train_lm`; returns its TrainResult (cached).
+    `overrides` change the full config first, e.g. `aux_alpha=0.1` or `bias_gamma=0.001`."""
     from course.train import train_lm
 
     size = size or current_size()
-    cfg = variant_config(variant, full_config(size))
+    cfg = variant_config(variant, full_config(size, **overrides))
     _, t = settings(size)
     key = (json.dumps(cfg.to_dict(), sort_keys=True), json.dumps(t, sort_keys=True), seed)
     if cache and key in _RUNS:
-        return _RUNS[key][0]
+        return _RUNS[key]
     with one_thread():
         res = train_lm(cfg, steps=t["steps"], batch_size=t["batch"], lr=t["lr"], seed=seed,
                        warmup=t["warmup"], on_step=on_step)
-    _RUNS[key] = (res, None)
+    _RUNS[key] = res
     return res
 
 
@@ -218,17 +221,6 @@ def measure(variant: str = "full", size: str | None = None, seed: int = 0, on_st
                   tokens_per_step=decode_tokens_per_step(model, t["prompts"], t["new_tokens"]))
     model.train()
     return row
-
-
-def ablation(size: str | None = None, seed: int = 0, variants=None,
-             on_variant=None) -> list[Row]:
-    """One row per variant (all of VARIANTS by default); `on_variant(i, name)` before each."""
-    rows = []
-    for i, name in enumerate(variants or VARIANTS):
-        if on_variant is not None:
-            on_variant(i, name)
-        rows.append(measure(name, size, seed))
-    return rows
 
 
 # ---------------------------------------------------------------------------- generation
