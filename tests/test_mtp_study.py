@@ -55,3 +55,19 @@ def test_asking_for_what_was_not_run_is_a_sentence():
         mtp_study.settings(lams=())
     with pytest.raises(ValueError, match="depth must be"):
         mtp_study.settings(depths=(3,))
+
+
+def test_figures_show_the_mean_with_whiskers_to_the_extreme_seeds():
+    from course.plots import mtp as plots
+
+    study = mtp_study.study()
+    fig = plots.acceptance_over_seeds(study)
+    bar = fig.data[0]  # depth-1 model, draft 1, one bar per λ
+    for lam, y, up, down in zip(study.lams, bar.y, bar.error_y.array, bar.error_y.arrayminus):
+        s = study.spread(1, lam)
+        assert (y, y + up, y - down) == pytest.approx((100 * s.mean, 100 * s.hi, 100 * s.lo))
+    assert len(fig.data) == sum(study.depths)  # one series per draft of each model
+    heads = plots.heads_over_seeds(study)
+    assert [b.name for b in heads.data] == ["sequential", "parallel"]
+    parallel = study.spread(2, 0.3, "agree 2", "parallel")
+    assert heads.data[1].y[1] == pytest.approx(100 * parallel.mean)

@@ -37,34 +37,6 @@ def acceptance_bars(groups: dict, title: str, x_title: str, overall: float | Non
     return fig
 
 
-def tokens_per_step(rows: dict) -> go.Figure:
-    """Tokens per main-model step (or speed-up): label -> value, one bar each."""
-    fig = figure("Tokens per main-model step and speed-up", "", "× plain decoding")
-    colours = [COLORS["primary"], COLORS["neutral"], COLORS["good"], COLORS["secondary"],
-               COLORS["accent"]]
-    fig.add_bar(x=list(rows), y=list(rows.values()), text=[f"{v:.2f}" for v in rows.values()],
-                marker_color=[colours[i % len(colours)] for i in range(len(rows))])
-    fig.add_hline(y=1.0, line_color=COLORS["bad"], line_dash="dot",
-                  annotation_text="plain decoding")
-    return fig
-
-
-def heads_by_depth(comparison, title: str = "Sequential MTP modules vs parallel heads"
-                   ) -> go.Figure:
-    """Grouped bars for a `mtp.HeadsComparison`: per depth, how often each kind's guess
-    agrees with the main model's (teacher-forced, held-out)."""
-    fig = figure(title, "depth k (predicts the token k + 1 ahead)",
-                 "agrees with the main model")
-    for i, heads in enumerate(comparison.heads):
-        agree = comparison.accuracy[heads].agrees_with_main
-        fig.add_bar(x=[str(k) for k in range(1, len(agree) + 1)], y=agree, name=heads,
-                    marker_color=SEQUENCE[i % len(SEQUENCE)],
-                    hovertemplate="depth %{x}: %{y:.1%}<extra>" + heads + "</extra>")
-    fig.update_yaxes(tickformat=".0%", range=[0, 1])
-    fig.update_layout(barmode="group")
-    return fig
-
-
 def _spread_bars(fig: go.Figure, x: list, spreads: list, name: str, colour: str,
                  scale: float = 100.0) -> None:
     """Bars at the mean over seeds, with whiskers from the lowest to the highest seed."""
