@@ -129,10 +129,10 @@ except ValueError as err:
 from course import seeds
 from course import tiny_deepseek_ablation as tda
 
-ablated = tda.ablation()  # tda.ablation(cache=False) retrains all 18
+ablated = tda.ablation()  # tda.ablation(cache=False) recomputes it
 n_seeds = len(ablated["full"]["val_loss"].values)
 print(f"{len(ablated.spreads)} variants x {n_seeds} seeds; recomputing took "
-      f"{ablated.seconds / 60:.0f} min on one CPU core (measured when shipped)")
+      f"{ablated.seconds / 60:.0f} min on one core of a busy shared CPU (when shipped)")
 display(HTML(plots.ablation_table(ablated.spreads)))
 
 # %%
@@ -250,8 +250,8 @@ checks.check_close("fewer FLOPs saved than parameters (attention etc. do not shr
 # %%
 sweep = tda.balancing()  # tda.balancing(cache=False) retrains it
 print(f"{len(sweep.spreads)} settings x {n_seeds} seeds; recomputing took "
-      f"{sweep.seconds / 60:.0f} min on one core, after the ablation (whose α = γ = 0.01 "
-      "runs it reuses)")
+      f"{sweep.seconds / 60:.0f} min more, after the ablation (whose α = γ = 0.01 runs "
+      "it reuses)")
 best = {m: tda.best_balanced(sweep, m) for m in ("aux", "bias")}
 plots.balancing_scatter(sweep.spreads, list(best.values())).show()
 for m, k in best.items():
