@@ -124,8 +124,8 @@ assert greedy.identical  # same text as plain greedy decoding, token for token
 
 # %% [markdown]
 # Greedy decoding of a toy model soon loops on one sentence (above), so its
-# acceptance says little about varied text. Sampling at temperature 1 writes varied, corpus-like text. The
-# draft is then sampled too and accepted with probability
+# acceptance says little about varied text. Sampling at temperature 1 writes
+# varied, corpus-like text. The draft is then sampled too and accepted with probability
 # $\min(1, p_\text{main}(x)/q_\text{draft}(x))$ — a rule that keeps the text's
 # distribution exactly the main model's (speculative sampling).
 
@@ -167,8 +167,8 @@ print(f"tokens per main-model step at λ = 0.3: depth 1 {one.text('{:.2f}')}, de
 
 # %% [markdown]
 # λ = 0 never trains the module: the main model accepts a few percent of its
-# drafts. Any λ above 0 lifts the draft to about 90 % or more, and the three trained
-# values sit close together (the pairs the seeds tell apart are printed). On
+# drafts. Any λ above 0 lifts the draft to about 90 % or more, and the three
+# trained values sit close together (the pairs the seeds tell apart are printed). On
 # this toy λ decides *whether* the module learns far more than *how well*. A
 # second module raises the tokens per main-model step at every seed: it is
 # tried only when the first draft passed, and then it passes about as often.
