@@ -40,7 +40,7 @@ def settings(lams=LAMS, depths=DEPTHS, seed_list=seeds.DEFAULT_SEEDS) -> dict:
     lams = tuple(sorted({round(mtp._lam(x), 2) for x in _listed("lams", lams)}))
     depths = tuple(sorted({validate.integer("depth", d, 1, 2) for d in _listed("depths", depths)}))
     seed_list = _listed("seed_list", seed_list)
-    seed_list = (seeds._seeds(seed_list) if len(seed_list) > 1 else  # one: a recomputation
+    seed_list = (seeds.checked_seeds(seed_list) if len(seed_list) > 1 else  # one: a recomputation
                  (validate.non_negative_int("a seed", seed_list[0]),))
     return dict(lams=list(lams), depths=list(depths), seeds=list(seed_list),
                 steps=p["steps"], batch=p.get("batch", mtp.BATCH), prompts=p["prompts"],

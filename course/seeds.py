@@ -69,7 +69,8 @@ def differs(a: Spread, b: Spread) -> bool:
     return a.hi < b.lo or b.hi < a.lo
 
 
-def _seeds(seeds: Iterable[int]) -> tuple[int, ...]:
+def checked_seeds(seeds: Iterable[int]) -> tuple[int, ...]:
+    """`seeds` as a tuple of at least two whole numbers ≥ 0 (ValueError otherwise)."""
     try:
         out = tuple(seeds)
     except TypeError:
@@ -84,7 +85,7 @@ def over_seeds(run: Callable[[int], float | dict], seeds: Iterable[int] = DEFAUL
     """Call `run(seed)` for each seed. If it returns a number, return one Spread; if it
     returns a dict of numbers, return a dict of Spreads with the same keys.
     `progress(done, total, text)` is told before each seed."""
-    seeds = _seeds(seeds)
+    seeds = checked_seeds(seeds)
     results = []
     for i, seed in enumerate(seeds):
         if progress is not None:
