@@ -293,7 +293,8 @@ _ELSEWHERE = {
                          "held_out_load", "kinds", "_kind_of_token", "kind_expert_counts",
                          "TRAIN_KEYS", "RUN_KEYS", "ROUTER_KEYS", "BALANCES"),
     "course.moe_eval": ("CapacitySweep", "capacity_sweep", "Specialisation",
-                        "specialisation", "balancing_spread", "compare_text"),
+                        "specialisation", "balancing_spread", "compare_text",
+                        "method_vs_seed_text", "compare", "Comparison"),
     "course.moe_timing": ("LayerTiming", "time_layer"),
 }
 

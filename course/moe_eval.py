@@ -159,6 +159,10 @@ def compare(methods: dict, seeds=seedlib.DEFAULT_SEEDS, steps: int | None = None
     counts the runs."""
     methods = _methods(methods)
     seeds = _seed_list(seeds)
+    for label, (_, kw) in methods.items():
+        if set(kw) & set(router):
+            raise ValueError(f"Method {label!r} sets {', '.join(sorted(set(kw) & set(router)))}"
+                             ", which the shared router settings set too.")
     total, spreads, joint = len(methods) * len(seeds), {}, {}
     for a, (label, (balance, kw)) in enumerate(methods.items()):
         def one(seed, a=a, label=label, balance=balance, kw=kw):
@@ -232,15 +236,16 @@ def shipped_compare(name: str, methods: dict, seeds=seedlib.DEFAULT_SEEDS,
 #: Notebook 09's comparisons: name -> (methods, steps); router and seeds as below.
 ROUTER = dict(score_func="sigmoid", top_k=2)
 ALPHA, GAMMA, V3_ALPHA = 0.1, 0.003, 0.0001
+STEPS = 150
 SHIPPED = {
     "moe_balancing": ({"none": ("none", {}), "aux": ("aux", dict(alpha=ALPHA)),
-                       "bias": ("bias", dict(gamma=GAMMA))}, 150),
+                       "bias": ("bias", dict(gamma=GAMMA))}, STEPS),
     "moe_specialisation": ({"none": ("none", {}),
                             "sequence aux": ("aux", dict(alpha=ALPHA, aux_scope="sequence")),
                             "batch aux": ("aux", dict(alpha=ALPHA)),
                             "bias": ("bias", dict(gamma=GAMMA)),
                             "V3 α=0.0001": ("aux", dict(alpha=V3_ALPHA, aux_scope="sequence"))},
-                           60),
+                           STEPS),
 }
 
 
@@ -257,11 +262,11 @@ def specialisation(methods: dict, seeds=seedlib.DEFAULT_SEEDS, steps: int | None
                            **router)
 
 
-def save_shipped_runs(names=tuple(SHIPPED), progress=None) -> list:
+def save_shipped_runs(names=None, progress=None) -> list:
     """Recompute notebook 09's comparisons (a few minutes on one core) and write them to
     assets/runs/; returns the paths written. `python -m course.moe_eval` runs it."""
     paths = []
-    for name in names:
+    for name in SHIPPED if names is None else names:
         methods, steps = SHIPPED[name]
         c = compare(methods, seedlib.DEFAULT_SEEDS, steps, progress, **ROUTER)
         key = _key(methods, seedlib.DEFAULT_SEEDS, steps, ROUTER)
@@ -279,9 +284,9 @@ def compare_text(a: seedlib.Spread, b: seedlib.Spread, name_a: str, name_b: str,
     shown = f"{name_a} {a.text(fmt)}, {name_b} {b.text(fmt)}"
     if seedlib.differs(a, b):
         side = "below" if a.hi < b.lo else "above"
-        return f"{what}: every seed of {name_a} lies {side} every seed of {name_b} ({shown})."
-    return (f"{what}: the ranges overlap ({shown}); {len(a.values)} seeds do not tell "
-            f"{name_a} from {name_b}.")
+        return f"{what}: every seed of {name_a} lies {side} every seed of {name_b}: {shown}."
+    return (f"{what}: {shown}; the ranges overlap, {len(a.values)} seeds do not tell them "
+            "apart.")
 
 
 def method_vs_seed_text(spreads: dict, what: str, fmt: str = "{:.3f}") -> str:
