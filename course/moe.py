@@ -50,6 +50,7 @@ from course.moe_stats import (  # noqa: F401
 
 SCORE_FUNCS = ("sigmoid", "softmax")
 AUX_SCOPES = ("batch", "sequence")
+MAX_EXPERTS = 4096  # 16x DeepSeek-V3's 256 routed experts
 
 
 def _logits(logits) -> torch.Tensor:
@@ -119,13 +120,16 @@ def _indices(indices, n_experts: int) -> torch.Tensor:
 
 def expert_counts(indices: torch.Tensor, n_experts: int) -> torch.Tensor:
     """Tokens routed to each expert, indices (T, k) -> (E,) (a token counts once per slot)."""
-    n_experts = validate.positive_int("n_experts", n_experts)
+    n_experts = validate.integer("n_experts", n_experts, 1, MAX_EXPERTS)
     return torch.bincount(_indices(indices, n_experts).flatten(), minlength=n_experts)
 
 
 def _normalised(scores: torch.Tensor, score_func: str) -> torch.Tensor:
     validate.choice("score_func", score_func, SCORE_FUNCS)
-    return scores if score_func == "softmax" else scores / scores.sum(-1, keepdim=True)
+    if score_func == "softmax":
+        return scores
+    # subtle: a token whose sigmoid scores all underflow to 0 counts 0 for every expert
+    return scores / scores.sum(-1, keepdim=True).clamp_min(torch.finfo(scores.dtype).tiny)
 
 
 def balance_loss(scores: torch.Tensor, indices: torch.Tensor, score_func: str) -> torch.Tensor:
@@ -176,9 +180,10 @@ def capacity_mask(indices: torch.Tensor, n_experts: int, capacity: int) -> torch
     bool, True = kept. Every token's first choice goes before any second choice (GShard's
     Algorithm 1), tokens in batch order within a choice; an expert keeps its first
     `capacity` arrivals and drops the rest."""
-    n_experts = validate.positive_int("n_experts", n_experts)
-    capacity = validate.non_negative_int("capacity", capacity)
+    n_experts = validate.integer("n_experts", n_experts, 1, MAX_EXPERTS)
     T, k = _indices(indices, n_experts).shape
+    # more room than there are slots keeps every slot: the same as capacity = T * k
+    capacity = min(validate.non_negative_int("capacity", capacity), T * k)
     slot_major = indices.T.reshape(-1)  # first choices of all tokens, then second choices
     onehot = torch.nn.functional.one_hot(slot_major, n_experts)
     position = (onehot.cumsum(0) * onehot).sum(-1) - 1  # arrival number at its expert
@@ -187,10 +192,12 @@ def capacity_mask(indices: torch.Tensor, n_experts: int, capacity: int) -> torch
 
 def check_sizes(cfg) -> None:
     """ValueError unless `cfg` describes an MoE layer that can be built (see `MoE`)."""
-    E = validate.positive_int("n_routed_experts", getattr(cfg, "n_routed_experts", None))
-    validate.positive_int("d_model", getattr(cfg, "d_model", None))
-    validate.positive_int("moe_inter_dim", getattr(cfg, "moe_inter_dim", None))
-    validate.non_negative_int("n_shared_experts", getattr(cfg, "n_shared_experts", None))
+    # Upper bounds well above DeepSeek-V3 (7168 wide, 256 experts of width 2048, 1 shared).
+    E = validate.integer("n_routed_experts", getattr(cfg, "n_routed_experts", None), 1,
+                         MAX_EXPERTS)
+    validate.integer("d_model", getattr(cfg, "d_model", None), 1, 65536)
+    validate.integer("moe_inter_dim", getattr(cfg, "moe_inter_dim", None), 1, 65536)
+    validate.integer("n_shared_experts", getattr(cfg, "n_shared_experts", None), 0, 64)
     groups = validate.integer("n_groups", getattr(cfg, "n_groups", None), 1, E)
     keep = validate.integer("topk_groups", getattr(cfg, "topk_groups", None), 1, groups)
     if E % groups:

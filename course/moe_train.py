@@ -217,6 +217,10 @@ def _train(balance: str, seed: int, key: tuple, progress=None) -> MoERun:
                        lr=s.get("lr", 3e-3), seed=seed, warmup=s.get("warmup", 20),
                        progress=progress, label=describe(balance, s), checkpoint=checkpoint)
         _, val_load, val_kinds = held_out_routing(res.model, held_out, cfg.seq_len)
+    if not np.isfinite(res.loss).all():
+        raise ValueError(f"The run diverged (loss {res.loss[~np.isfinite(res.loss)][0]} at "
+                         f"step {int(np.argmin(np.isfinite(res.loss))) + 1}): lower lr or "
+                         "alpha.")
     layer_load = res.load / res.load.sum(-1, keepdims=True)
     moe = res.model.moe_layers()
     bias = np.stack([np.stack(m.bias_log) for m in moe], 1) if balance == "bias" else None
