@@ -71,7 +71,8 @@ def _summary_reinforcement(result) -> str:
 
 
 @register_bench("rl_grpo", notebook="16", sweep=lambda: [
-    dict(group=4), dict(beta=0.2), dict(eps=0.05), dict(lr=1e-3)], clear=rl.RUNS.clear)
+    dict(group=4), dict(beta=0.2), dict(eps=0.05), dict(lr=1e-3),
+    dict(quality=0.5)], clear=rl.RUNS.clear)  # a new quality trains SFT, then GRPO
 def grpo_explorer() -> LiveFigure:
     """Sliders G, β, ε, learning rate and demonstration quality -> SFT then GRPO."""
     p = preset("rl")
