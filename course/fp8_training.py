@@ -75,7 +75,7 @@ def precisions_over_seeds(seeds=seeds_mod.DEFAULT_SEEDS, steps: int | None = Non
     `assets/runs/fp8_precisions.json` when the arguments match it (`cache=False`
     recomputes: nine trainings)."""
     steps = steps or preset("fp8_gemm")["train_steps"]
-    seeds = seeds_mod._seeds(seeds)
+    seeds = seeds_mod.checked_seeds(seeds)
     key = shipped_key(seeds, steps, last)
     raw = seeds_mod.shipped(SHIPPED_NAME, key,
                             lambda: _compute(seeds, steps, last, progress), cache=cache)
@@ -106,6 +106,6 @@ def save_precisions(seeds=seeds_mod.DEFAULT_SEEDS, steps: int | None = None, las
                     progress=None):
     """Recompute the comparison and write it where `precisions_over_seeds` finds it."""
     steps = steps or preset("fp8_gemm")["train_steps"]
-    seeds = seeds_mod._seeds(seeds)
+    seeds = seeds_mod.checked_seeds(seeds)
     return seeds_mod.save_shipped(SHIPPED_NAME, shipped_key(seeds, steps, last),
                                   _compute(seeds, steps, last, progress))
