@@ -305,15 +305,16 @@ print(f"= {memory.gpus_needed(value)} more 80 GB GPUs just to hold it")
 # %% [markdown]
 # ## 8. Try it yourself
 #
-# Each move trains: SFT on demonstrations of the chosen quality (cached after
-# the first time), then GRPO, in a few seconds.
+# Each move trains GRPO (a few seconds) from the SFT model of section 3, trained on
+# demonstrations that are 70% correct.
 #
 # - G = 2: how noisy is a baseline of two? And G = 16?
 # - β = 0.2: what does a strong pull towards the reference do to the KL and
 #   to the accuracy?
 # - A learning rate of 3e-3: faster, or unstable?
-# - Demonstrations 30% right: can GRPO still recover? (Look at the first
-#   held-out accuracy: the rule needs *some* right answers in each group.)
+# - Demonstrations 30% right: can GRPO still recover? Build the widget again as
+#   `grpo_explorer(quality=0.3)` (it trains a new SFT model first, about 8 s) and look
+#   at the first held-out accuracy: the rule needs *some* right answers in each group.
 
 # %%
 # NBVAL_IGNORE_OUTPUT

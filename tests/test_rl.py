@@ -200,8 +200,11 @@ def test_widgets_build_at_defaults():
     assert live.error is None and run.demo_quality == 1.0
     assert list(live.fig.data[1].y) == [1.0, 1.0]
     live = w.grpo_explorer()
-    assert live.error is None
+    assert live.error is None and set(live.controls) == {"group", "beta", "eps", "lr"}
+    assert live.result["base"].demo_quality == pytest.approx(0.7)
     assert live.result["run"].accuracy[-1] > live.result["run"].accuracy[0]
+    with pytest.raises(ValueError, match="quality"):
+        w.grpo_explorer(quality=1.5)
 
 
 def test_shipped_comparison_matches_a_fresh_run():

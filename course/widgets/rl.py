@@ -5,11 +5,10 @@ runs report progress (step k of n, current reward)."""
 from __future__ import annotations
 
 import html
-import inspect
 
 import ipywidgets as W
 
-from course import rl
+from course import rl, validate
 from course.plots import rl as plots
 from course.presets import preset
 from course.widgets import LiveFigure, register_bench, slider
@@ -19,11 +18,7 @@ LRS = (1e-4, 3e-4, 1e-3, 3e-3)
 
 
 def _live(controls, compute, draw, fig, summary) -> LiveFigure:
-    # LiveFigure(progress=True) passes `progress` to compute and shows a bar; older
-    # versions without it still run the compute (with no bar).
-    if "progress" in inspect.signature(LiveFigure).parameters:
-        return LiveFigure(controls, compute, draw, fig, summary=summary, progress=True)
-    return LiveFigure(controls, compute, draw, fig, summary=summary)
+    return LiveFigure(controls, compute, draw, fig, summary=summary, progress=True)
 
 
 def imitation(quality: float, progress=None) -> rl.SFTRun:
@@ -71,11 +66,14 @@ def _summary_reinforcement(result) -> str:
 
 
 @register_bench("rl_grpo", notebook="16", sweep=lambda: [
-    dict(group=4), dict(beta=0.2), dict(eps=0.05), dict(lr=1e-3),
-    dict(quality=0.5)], clear=rl.RUNS.clear)  # a new quality trains SFT, then GRPO
-def grpo_explorer() -> LiveFigure:
-    """Sliders G, β, ε, learning rate and demonstration quality -> SFT then GRPO."""
+    dict(group=4), dict(beta=0.2), dict(eps=0.05), dict(lr=1e-3)], clear=rl.RUNS.clear)
+def grpo_explorer(quality: float = 0.7) -> LiveFigure:
+    """Sliders G, β, ε and learning rate -> GRPO from the SFT model trained on
+    demonstrations of which a share `quality` is correct. The start is an argument, not a
+    slider: a new start trains SFT and then GRPO (about 8 s on one core, over the 5 s a
+    slider may take); each slider move trains GRPO only."""
     p = preset("rl")
+    quality = round(validate.fraction("quality", quality), 2)
     controls = dict(
         group=slider("group size G", 2, 16, p["group"], step=2, slow=True),
         beta=slider("KL weight β", 0.0, 0.2, 0.04, step=0.02, slow=True, fmt=".2f"),
@@ -84,9 +82,12 @@ def grpo_explorer() -> LiveFigure:
                              value=p["grpo_lr"], continuous_update=False,
                              style={"description_width": "initial"},
                              layout=W.Layout(width="320px")),
-        quality=slider("SFT demos correct", 0.3, 1.0, 0.7, step=0.1, slow=True, fmt=".0%"),
     )
-    return _live(controls, reinforcement, lambda fig, r: plots.draw_grpo(fig, r["run"]),
+
+    def compute(group, beta, eps, lr, progress=None):
+        return reinforcement(group, beta, eps, lr, quality, progress)
+
+    return _live(controls, compute, lambda fig, r: plots.draw_grpo(fig, r["run"]),
                  plots.grpo_panels(), _summary_reinforcement)
 
 
