@@ -61,7 +61,6 @@ def attention_matmul_params(cfg) -> int:
     return params.attention_params(cfg) - norms
 
 
-_attention_params = attention_matmul_params  # old private name: tests/test_roofline.py only
 
 
 def _moe_matmul_params(cfg: ModelConfig) -> int:

@@ -301,7 +301,7 @@ def test_moe_layer_ops_count_the_layers_matmul_weights():
     matmuls = [op for op in ops if "RMSNorm" not in op.name and "adds" not in op.name
                and "SwiGLU" not in op.name and "attention" not in op.name]
     experts = cfg.experts_per_token + cfg.n_shared_experts
-    params = (compute._attention_params(cfg) + experts * ffn_params(7168, 2048)
+    params = (compute.attention_matmul_params(cfg) + experts * ffn_params(7168, 2048)
               + 7168 * cfg.n_routed_experts)
     assert sum(op.flops for op in matmuls) == pytest.approx(2 * params * t)
     # the elementwise work does almost no FLOPs but takes real time at the roofline
