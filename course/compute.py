@@ -127,6 +127,20 @@ def training_flops(cfg, tokens: float, seq_len: int = 4096, **kw) -> float:
     return training_flops_per_token(cfg, seq_len, **kw).total * tokens
 
 
+def fp8_training_flops_share(cfg, seq_len: int = 4096) -> dict[str, float]:
+    """Training FLOPs per token by the precision DeepSeek-V3's recipe runs them in (V3
+    report §3.3.1): every linear layer's three GEMMs in FP8, except the output head and the
+    MoE router (gating), which stay in BF16 with the attention score and value products
+    (the "attention operators"). Embedding lookups and norms do no matmul work."""
+    cfg = load_config(cfg)
+    per_token = training_flops_per_token(cfg, seq_len)
+    router = cfg.n_moe_layers * cfg.hidden_size * cfg.n_routed_experts if cfg.is_moe else 0
+    higher_params = cfg.vocab_size * cfg.hidden_size + router
+    higher = 6.0 * higher_params + per_token.attention
+    fp8 = per_token.total - higher
+    return {"fp8": fp8, "bf16": higher, "fp8_share": fp8 / per_token.total}
+
+
 # ------------------------------------------------------------------ time and money
 
 

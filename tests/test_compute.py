@@ -268,3 +268,25 @@ def test_time_budget_sums_to_one_and_refuses_impossible_shares():
     assert b["everything else"] > 0.5
     with pytest.raises(ValueError, match="leaves no time"):
         compute.time_budget(0.9, "deepseek-v3", bubble_share=0.2)
+
+
+def test_fp8_share_counts_every_linear_but_head_and_router():
+    """V3 §3.3.1: the linears' GEMMs in FP8; head, gating and attention operators in BF16.
+    Recounted here layer by layer from the config, independently of matmul_params_per_token."""
+    from course import params
+    from course.configs import load_config
+
+    cfg = load_config("deepseek-v3")
+    d = cfg.hidden_size
+    ffn = params.ffn_params
+    fp8_params = (cfg.num_layers * compute.attention_matmul_params(cfg)
+                  + cfg.n_dense_layers * ffn(d, cfg.intermediate_size)
+                  + cfg.n_moe_layers * (cfg.experts_per_token + cfg.n_shared_experts)
+                  * ffn(d, cfg.moe_intermediate_size))
+    share = compute.fp8_training_flops_share(cfg, 4096)
+    assert share["fp8"] == pytest.approx(6 * fp8_params, rel=1e-12)
+    attention = 3 * compute.attention_flops_per_token(cfg, 4096)
+    assert share["bf16"] == pytest.approx(
+        6 * (cfg.vocab_size * d + cfg.n_moe_layers * d * cfg.n_routed_experts) + attention)
+    longer = compute.fp8_training_flops_share(cfg, 32768)
+    assert longer["fp8"] == share["fp8"] and longer["fp8_share"] < share["fp8_share"]
