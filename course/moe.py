@@ -24,8 +24,9 @@
   is, what it costs on expert-parallel GPUs, and what an expert says about a token.
 
 The load statistics live in `course.moe_stats`, training in `course.moe_train` (`train`,
-`RUNS`, `held_out_load`, word kinds), measurements of trained runs in `course.moe_eval`
-(`capacity_sweep`, `specialisation`, `balancing_spread`) and timing one layer in
+`RUNS`, `held_out_load`, word kinds), capacity factors on trained runs in `course.moe_capacity`
+(`capacity_sweep`, `capacity_over_seeds`), comparisons over seeds in `course.moe_eval`
+(`specialisation`, `balancing_spread`) and timing one layer in
 `course.moe_timing` (`time_layer`); all their names are reachable here too (`moe.train`,
 `moe.max_vio`, ...). Left out: the all-to-all dispatch.
 """
@@ -299,7 +300,9 @@ _ELSEWHERE = {
     "course.moe_train": ("train", "MoERun", "RUNS", "CHECKPOINT_EVERY", "describe",
                          "held_out_load", "kinds", "_kind_of_token", "kind_expert_counts",
                          "TRAIN_KEYS", "RUN_KEYS", "ROUTER_KEYS", "BALANCES"),
-    "course.moe_eval": ("CapacitySweep", "capacity_sweep", "Specialisation",
+    "course.moe_capacity": ("CapacitySweep", "capacity_sweep", "CapacitySpread",
+                            "capacity_over_seeds"),
+    "course.moe_eval": ("Specialisation",
                         "specialisation", "balancing_spread", "compare_text",
                         "method_vs_seed_text", "compare", "Comparison"),
     "course.moe_timing": ("LayerTiming", "time_layer"),

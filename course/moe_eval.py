@@ -1,7 +1,5 @@
-"""Measure trained MoE runs (notebooks 08-09): capacity factors, and comparisons over seeds.
+"""Compare trained MoE runs over seeds (notebook 09).
 
-* `capacity_sweep`: held-out share of dropped routing slots and loss against the capacity
-  factor, for a trained run, without retraining.
 * `compare`: train each balancing method at each seed (`course.moe_train.train`, cached)
   and measure on held-out text its MaxVio, its loss and the mutual information between a
   token's word kind and its expert; a `Comparison` holds one `course.seeds.Spread` per
@@ -16,83 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from course import seeds as seedlib
 from course import validate
 from course.moe_stats import mutual_information
 from course.moe_train import BALANCES, MAX_STEPS, train
-
-# ------------------------------------------------------------- capacity and dropped tokens
-
-
-@dataclass
-class CapacitySweep:
-    factors: np.ndarray  # (F,) capacity factors tried
-    dropped: np.ndarray  # (F,) share of held-out routing slots dropped
-    val_loss: np.ndarray  # (F,) held-out next-token loss with that capacity
-    val_loss_no_drop: float  # the same model with no capacity (DeepSeek-V3)
-    val_loss_all_dropped: float  # capacity 0: every routed slot dropped (shared experts stay)
-    no_drop_factor: float  # smallest factor that drops nothing: max over batches of max/mean
-    batch_tokens: int  # tokens per batch the capacity is computed over
-
-    @property
-    def loss_share_lost(self) -> np.ndarray:
-        """(F,) share of what the routed experts buy (loss with all slots dropped minus loss
-        with none dropped) that each capacity gives up."""
-        return (self.val_loss - self.val_loss_no_drop) / (self.val_loss_all_dropped
-                                                          - self.val_loss_no_drop)
-
-
-@torch.no_grad()
-def capacity_sweep(run, factors, batch: int | None = None) -> CapacitySweep:
-    """Held-out share of dropped routing slots and loss against the capacity factor, for a
-    trained run (`MoERun` with its model, or a TinyLM). No retraining: the trained router's
-    choices are capped after the fact, `batch` held-out windows at a time (default: the
-    run's training batch), each MoE layer capped at ceil(factor * tokens * k / E)."""
-    from course import data
-
-    model = getattr(run, "model", run)
-    if model is None:
-        raise ValueError("This run kept no model (it was cut from a longer one): train it "
-                         "with moe.train(..., steps=...) to sweep capacities.")
-    settings = getattr(run, "settings", {})
-    batch = validate.positive_int("batch", batch or settings.get("batch", 16))
-    factors = np.array([validate.non_negative("a capacity factor", f) for f in factors])
-    seq_len, stream = model.cfg.seq_len, data.split()[1]
-    n = min(64, (len(stream) - 1) // seq_len)
-    x = stream[: n * seq_len].view(n, seq_len)
-    y = stream[1: n * seq_len + 1].view(n, seq_len)
-    layers = model.moe_layers()
-    model.eval()
-
-    def run_with(factor):
-        loss = dropped = slots = 0.0
-        worst = 0.0
-        for i in range(0, n, batch):
-            for m in layers:
-                m.capacity_factor = factor
-            out = model(x[i: i + batch], y[i: i + batch])
-            loss += out.lm_loss.item() * y[i: i + batch].numel()
-            dropped += sum(m.last_dropped for m in layers)
-            slots += sum(m.last_slots for m in layers)
-            for m in layers:  # the factor this batch needed to drop nothing
-                load = m.last_load.float()
-                worst = max(worst, float(load.max() / load.mean()))
-        return loss / y.numel(), dropped / slots, worst
-
-    saved = [m.capacity_factor for m in layers]
-    try:
-        base, _, need = run_with(None)
-        off = run_with(0.0)[0]
-        swept = [run_with(float(f))[:2] for f in factors]
-    finally:
-        for m, c in zip(layers, saved):
-            m.capacity_factor = c
-        model.train()
-    return CapacitySweep(factors, np.array([d for _, d in swept]),
-                         np.array([v for v, _ in swept]), base, off, need, batch * seq_len)
-
 
 # ------------------------------------------------------------------ comparisons over seeds
 

@@ -133,7 +133,9 @@ for name, r in runs.items():
 SEEDS = (0, 1, 2)
 spread = moe.balancing_spread({"none": ("none", {}), "aux": ("aux", dict(alpha=ALPHA)),
                                "bias": ("bias", dict(gamma=GAMMA))}, seeds=SEEDS, **ROUTER)
-print(f"{len(SEEDS)} seeds of {spread.steps} steps, from {spread.source}")
+held_out = int(bias_run.val_kinds[0].sum()) // ROUTER["top_k"]  # slots / k
+print(f"{len(SEEDS)} seeds of {spread.steps} steps, from {spread.source}; "
+      f"MaxVio and loss on {held_out} held-out tokens")
 for name in spread.methods:
     print(f"{name:>4}: held-out MaxVio {spread[name]['val_max_vio'].text('{:.2f}')}, "
           f"loss {spread[name]['val_loss'].text()}")
@@ -156,9 +158,9 @@ print(moe.method_vs_seed_text({name: spread[name]["val_loss"] for name in spread
 #
 # The lines above say whether the toy reproduces the *direction* on MaxVio on every
 # seed or only on average; it cannot reproduce the size. Our runs are 150 steps on
-# ~100 words, the held-out set is under 2,000 tokens, and whole words move together
-# (every "." looks alike to the router), so the load comes in lumps and MaxVio cannot
-# get near 0.04. Where the seed moves the held-out loss more than the method does, the
+# the toy corpus's hundred-odd words (notebook 08 counts them), the held-out set is
+# small (its size is printed above), and whole words move together (every "." looks
+# alike to the router), so the load comes in lumps and MaxVio cannot get near 0.04. Where the seed moves the held-out loss more than the method does, the
 # toy says nothing about the paper's small perplexity gain.
 #
 # ## 5. The speed γ: too slow, too fast

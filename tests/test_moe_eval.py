@@ -131,3 +131,37 @@ def test_training_settings_are_checked_before_training():
         assert len(str(err.value).split()) >= 4, err.value
     # whole numbers given as floats name the same run
     assert moe_train.settings_key(3, n_experts=4.0) == moe_train.settings_key(3, n_experts=4)
+
+
+# ------------------------------------------------------------------ notebook 08's capacities
+
+
+def test_notebook_08_reads_the_shipped_capacities_without_training(monkeypatch):
+    from course import moe_capacity
+
+    monkeypatch.setattr(moe_capacity, "train", lambda *a, **kw: 1 / 0)
+    caps = moe.capacity_over_seeds(seeds=(0, 1, 2))
+    assert caps.source == "assets/runs/moe_capacity.json" and caps.steps == 150
+    for name in caps.methods:
+        for s in caps.sweeps[name]:
+            assert s.dropped[-1] == 0.0 and np.all(np.diff(s.dropped) <= 0)  # more room
+            assert s.no_drop_factor >= 1.0  # the busiest expert has at least the mean
+            assert 0 <= s.dropped.min() and s.dropped.max() <= 1
+    spread = caps.spread("no balancing", "dropped", 1.25)
+    assert spread.values == tuple(s.dropped[3] for s in caps.sweeps["no balancing"])
+    with pytest.raises(ValueError, match="no factor 1.3"):
+        caps.spread("no balancing", "dropped", 1.3)
+
+
+def test_a_fresh_seed_reproduces_the_shipped_capacities():
+    from course import moe_capacity
+
+    caps = moe.capacity_over_seeds(seeds=(0, 1, 2))
+    balance, kw = moe_capacity.METHODS["bias balancing"]
+    moe.RUNS.clear()
+    fresh = moe.capacity_sweep(moe.train(balance, seed=1, **kw), moe_capacity.FACTORS)
+    shipped = caps.sweeps["bias balancing"][1]
+    np.testing.assert_allclose(fresh.dropped, shipped.dropped, atol=0.01)
+    assert fresh.no_drop_factor == pytest.approx(shipped.no_drop_factor, rel=0.02)
+    assert fresh.val_loss_no_drop == pytest.approx(shipped.val_loss_no_drop, rel=1e-3)
+    moe.RUNS.clear()

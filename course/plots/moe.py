@@ -82,7 +82,7 @@ def capacity_curves(sweeps: dict, title: str = "Capacity factor: what is dropped
 
 
 def seed_bars(spec, title: str = "Specialisation and balance over seeds") -> go.Figure:
-    """For a `moe.Specialisation`: per method, I(kind; expert) and held-out MaxVio, each a
+    """For a `moe.Comparison`: per method, I(kind; expert) and held-out MaxVio, each a
     bar at the mean over seeds with a min–max error bar."""
     from plotly.subplots import make_subplots
 
