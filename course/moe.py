@@ -303,7 +303,7 @@ _ELSEWHERE = {
     "course.moe_capacity": ("CapacitySweep", "capacity_sweep", "CapacitySpread",
                             "capacity_over_seeds"),
     "course.moe_eval": ("Specialisation",
-                        "specialisation", "balancing_spread", "compare_text",
+                        "specialisation", "balancing_spread", "router_spread", "compare_text",
                         "method_vs_seed_text", "compare", "Comparison"),
     "course.moe_timing": ("LayerTiming", "time_layer"),
 }

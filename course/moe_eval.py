@@ -1,11 +1,12 @@
-"""Compare trained MoE runs over seeds (notebook 09).
+"""Compare trained MoE runs over seeds (notebooks 08-09).
 
 * `compare`: train each balancing method at each seed (`course.moe_train.train`, cached)
   and measure on held-out text its MaxVio, its loss and the mutual information between a
   token's word kind and its expert; a `Comparison` holds one `course.seeds.Spread` per
-  method and measure. `balancing_spread` and `specialisation` are notebook 09's two
-  comparisons: they read their result from `assets/runs/<name>.json` when it was written
-  with the same settings (`save_shipped_runs()` writes both), else train.
+  method and measure. `balancing_spread` and `specialisation` (notebook 09) and
+  `router_spread` (notebook 08) are the shipped comparisons: they read their result from
+  `assets/runs/<name>.json` when it was written with the same settings
+  (`save_shipped_runs()` writes them), else train.
 * `compare_text`, `method_vs_seed_text`: what the spreads say, as a sentence.
 """
 
@@ -159,19 +160,24 @@ def shipped_compare(name: str, methods: dict, seeds=seedlib.DEFAULT_SEEDS,
     return _from_json(result, "computed" if computed else f"assets/runs/{name}.json")
 
 
-#: Notebook 09's comparisons: name -> (methods, steps); router and seeds as below.
+#: The shipped comparisons: name -> (methods, steps, router settings shared by the methods),
+#: over seeds 0, 1, 2. Notebook 09 §4 and §6 (DeepSeek-V3's router: sigmoid, 2 of 16
+#: experts), notebook 08 §4 (the preset's Switch-style router against DeepSeek's recipe).
 ROUTER = dict(score_func="sigmoid", top_k=2)
 ALPHA, GAMMA, V3_ALPHA = 0.1, 0.003, 0.0001
 STEPS = 150
 SHIPPED = {
     "moe_balancing": ({"none": ("none", {}), "aux": ("aux", dict(alpha=ALPHA)),
-                       "bias": ("bias", dict(gamma=GAMMA))}, STEPS),
+                       "bias": ("bias", dict(gamma=GAMMA))}, STEPS, ROUTER),
     "moe_specialisation": ({"none": ("none", {}),
                             "sequence aux": ("aux", dict(alpha=ALPHA, aux_scope="sequence")),
                             "batch aux": ("aux", dict(alpha=ALPHA)),
                             "bias": ("bias", dict(gamma=GAMMA)),
                             "V3 α=0.0001": ("aux", dict(alpha=V3_ALPHA, aux_scope="sequence"))},
-                           STEPS),
+                           STEPS, ROUTER),
+    "moe_routers": ({"Switch-style": ("none", {}),
+                     "DeepSeek-style": ("none", dict(top_k=2, score_func="sigmoid", n_shared=1))},
+                    60, {}),
 }
 
 
@@ -188,14 +194,20 @@ def specialisation(methods: dict, seeds=seedlib.DEFAULT_SEEDS, steps: int | None
                            **router)
 
 
+def router_spread(methods: dict, seeds=seedlib.DEFAULT_SEEDS, steps: int | None = None,
+                  progress=None, cache: bool = True, **router) -> Comparison:
+    """Notebook 08 §4: Switch-style against DeepSeek-style routing (moe_routers.json)."""
+    return shipped_compare("moe_routers", methods, seeds, steps, progress, cache, **router)
+
+
 def save_shipped_runs(names=None, progress=None) -> list:
-    """Recompute notebook 09's comparisons (a few minutes on one core) and write them to
+    """Recompute the shipped comparisons (a few minutes on one core) and write them to
     assets/runs/; returns the paths written. `python -m course.moe_eval` runs it."""
     paths = []
     for name in SHIPPED if names is None else names:
-        methods, steps = SHIPPED[name]
-        c = compare(methods, seedlib.DEFAULT_SEEDS, steps, progress, **ROUTER)
-        key = _key(methods, seedlib.DEFAULT_SEEDS, steps, ROUTER)
+        methods, steps, router = SHIPPED[name]
+        c = compare(methods, seedlib.DEFAULT_SEEDS, steps, progress, **router)
+        key = _key(methods, seedlib.DEFAULT_SEEDS, steps, router)
         paths.append(seedlib.save_shipped(name, key, _to_json(c)))
     return paths
 

@@ -12,8 +12,8 @@ from course.seeds import Spread
 
 
 def _shipped(name):
-    methods, steps = moe_eval.SHIPPED[name]
-    return moe_eval.shipped_compare(name, methods, seeds.DEFAULT_SEEDS, steps, **moe_eval.ROUTER)
+    methods, steps, router = moe_eval.SHIPPED[name]
+    return moe_eval.shipped_compare(name, methods, seeds.DEFAULT_SEEDS, steps, **router)
 
 
 def test_the_notebook_reads_the_shipped_files_without_training(monkeypatch):
@@ -24,17 +24,19 @@ def test_the_notebook_reads_the_shipped_files_without_training(monkeypatch):
     for name in moe_eval.SHIPPED:
         c = _shipped(name)
         assert c.source == f"assets/runs/{name}.json"
-        assert c.seeds == (0, 1, 2) and c.steps == 150
+        assert c.seeds == (0, 1, 2) and c.steps == moe_eval.SHIPPED[name][1]
         assert list(c.methods) == list(moe_eval.SHIPPED[name][0])
 
 
 @pytest.mark.parametrize("name,label,seed", [("moe_balancing", "aux", 1),
-                                              ("moe_specialisation", "sequence aux", 2)])
+                                              ("moe_specialisation", "sequence aux", 2),
+                                              ("moe_routers", "DeepSeek-style", 1)])
 def test_a_fresh_seed_reproduces_the_shipped_one(name, label, seed):
     c = _shipped(name)
-    balance, kw = moe_eval.SHIPPED[name][0][label]
+    methods, _, router = moe_eval.SHIPPED[name]
+    balance, kw = methods[label]
     moe.RUNS.clear()
-    run = moe.train(balance, steps=c.steps, seed=seed, **kw, **moe_eval.ROUTER)
+    run = moe.train(balance, steps=c.steps, seed=seed, **kw, **router)
     i = c.seeds.index(seed)
     assert run.val_loss == pytest.approx(c[label]["val_loss"].values[i], rel=1e-3)
     assert run.val_max_vio == pytest.approx(c[label]["val_max_vio"].values[i], abs=0.02)
@@ -64,7 +66,7 @@ def test_save_and_read_a_comparison(tmp_path, monkeypatch):
     monkeypatch.setattr(seeds, "RUNS_DIR", tmp_path)
     tiny = dict(batch=4, n_experts=4)
     methods = {"none": ("none", tiny), "bias": ("bias", dict(tiny, gamma=0.01))}
-    monkeypatch.setattr(moe_eval, "SHIPPED", {"moe_tiny": (methods, 3)})
+    monkeypatch.setattr(moe_eval, "SHIPPED", {"moe_tiny": (methods, 3, moe_eval.ROUTER)})
     router, three = moe_eval.ROUTER, seeds.DEFAULT_SEEDS
     moe.RUNS.clear()
     calls = []
