@@ -57,7 +57,8 @@ class TinyConfig:
     n_dense_layers: int = 0
     n_groups: int = 1
     topk_groups: int = 1
-    score_func: str = "sigmoid"  # "sigmoid" (DeepSeek-V3) or "softmax" (GShard/Mixtral)
+    # "sigmoid" (DeepSeek-V3) or "softmax" (Switch / DeepSeek-V2: top-k not renormalised)
+    score_func: str = "sigmoid"
     route_scale: float = 1.0
     balance: str = "none"
     aux_alpha: float = 0.01
@@ -148,7 +149,7 @@ class TinyLM(nn.Module):
         self.norm = RMSNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         if cfg.mtp_depth:
-            from course.mtp import MTPModule
+            from course.mtp_module import MTPModule
 
             self.mtp = nn.ModuleList(MTPModule(cfg, make_block(cfg, cfg.n_layers + k))
                                      for k in range(cfg.mtp_depth))
