@@ -33,6 +33,10 @@ from course import schedules, validate
 
 SCHEDULES = ("gpipe", "1f1b", "zb1p", "interleaved", "dualpipe", "dualpipev")
 MAX_VIRTUAL = 16
+#: The chunk times notebook 07 uses throughout and the planner (notebook 13) prices V3's
+#: bubble with: B = 2F (two matmuls per forward one), W = F, and a forward and a backward
+#: run overlapped in 2.5 F instead of 3 F (an assumption: the report gives no F&B time).
+CHUNK_TIMES = dict(f=1.0, b=2.0, w=1.0, fb=2.5)
 
 
 class Event(NamedTuple):

@@ -93,11 +93,12 @@ class Plan:
 
     def bubble_fraction(self) -> float:
         """Idle share of a step in the pipeline schedule: course.pipeline.simulate at the
-        layout's PP and this step's micro-batches, with B = 2F and W = F (0 without PP)."""
+        layout's PP and this step's micro-batches, with notebook 07's chunk times
+        (`pipeline.CHUNK_TIMES`; 0 without PP)."""
         if self.setup.layout.pp == 1:
             return 0.0
         return pipeline.simulate(self.setup.schedule, self.setup.layout.pp, self.microbatches,
-                                 f=1.0, b=2.0, w=1.0).bubble_fraction
+                                 **pipeline.CHUNK_TIMES).bubble_fraction
 
     def step_s(self, overlap: bool = True, bubble: bool = False) -> float:
         busy = max(self.compute_s, self.comm_s) if overlap else self.compute_s + self.comm_s

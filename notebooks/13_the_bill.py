@@ -91,7 +91,8 @@ for name, p in plans.items():
 # %% [markdown]
 # These step times leave out **pipeline bubbles**. DeepSeek-V3 runs DualPipe over PP = 16
 # stages with 120 micro-batches per step; `course.pipeline` simulates that schedule
-# (B = 2F, W = F, notebook 07) and gives the idle share of a step:
+# with notebook 07's chunk times (B = 2F, W = F, a forward and a backward overlapped in
+# 2.5F) and gives the idle share of a step:
 
 # %%
 bubble = v3.bubble_fraction()
@@ -104,7 +105,7 @@ checks.check_close("step with bubble = busy time / (1 - idle share)",
 
 # %% [markdown]
 # The measured MFU already includes whatever bubbles and stalls the real run had, so
-# adding the simulated bubble on top counts it twice: read the 4% as what the bubble would
+# adding the simulated bubble on top counts it twice: read the ~3% as what the bubble would
 # cost, not a correction. Llama 3 trained with its own modified interleaved schedule (Llama 3
 # paper §3.3.2), which the course does not reproduce, so its bubble is left out.
 
@@ -267,7 +268,7 @@ passed = checks.check_answer("13.price_for_10m", answer)
 #
 # * One planner, four ingredients: memory per GPU (03–04), FLOPs and MFU (05),
 #   communication and overlap (06–07). With DeepSeek's measured MFU it agrees with the
-#   published bill and shows the setup fits in 80 GB. Pipeline bubbles (DualPipe: ~4% of
+#   published bill and shows the setup fits in 80 GB. Pipeline bubbles (DualPipe: ~3% of
 #   a step) are outside the step time unless added.
 # * Hiding communication behind compute saves DeepSeek-V3 the extra run time printed in
 #   section 2 (communication that could not overlap would add to every step).
