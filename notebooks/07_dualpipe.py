@@ -124,7 +124,7 @@ checks.check_close("ZB1P stores PP micro-batches",
 # F&B = 2.5 instead of 3.
 
 # %%
-times = dict(f=1.0, b=2.0, w=1.0, fb=2.5)
+times = dict(pipeline.CHUNK_TIMES)  # f=1, b=2, w=1, fb=2.5
 dual = simulate("dualpipe", 8, 20, **times)
 plots.gantt(dual).show()
 formula = pipeline.published_bubble("dualpipe", 8, **times)
