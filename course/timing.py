@@ -14,24 +14,38 @@ threads only spin (measured for DiLoCo's toy run: 70 s with 2 threads, 3 s with 
 
 from __future__ import annotations
 
+import threading
 import time
 from contextlib import contextmanager
 from typing import Callable, Sequence
 
 from course import validate
 
+_ONE_THREAD_LOCK = threading.Lock()
+_one_thread_users = 0
+_threads_before = 1
+
 
 @contextmanager
 def one_thread():
-    """Within the block torch uses one intra-op thread; the setting is restored after."""
+    """Within the block torch uses one intra-op thread; the setting is restored when the
+    last block open (in any Python thread) closes, so overlapping blocks of two widgets'
+    background runs cannot leave torch at one thread."""
     import torch
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    global _one_thread_users, _threads_before
+    with _ONE_THREAD_LOCK:
+        if _one_thread_users == 0:
+            _threads_before = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _one_thread_users += 1
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        with _ONE_THREAD_LOCK:
+            _one_thread_users -= 1
+            if _one_thread_users == 0:
+                torch.set_num_threads(_threads_before)
 
 
 def _nothing() -> None:

@@ -254,3 +254,15 @@ def test_a_silent_slow_compute_still_shows_that_it_works():
     live.wait()
     time.sleep(0.1)
     assert live.progress_box.layout.display == "none" and live.result == 8
+
+
+def test_background_runs_use_one_torch_thread():
+    """A second kernel on the same cores makes multi-threaded toy training many times
+    slower; background runs train on one thread and leave the setting as it was."""
+    import torch
+
+    before = torch.get_num_threads()
+    live = _widget(lambda a, b, progress: torch.get_num_threads() * 100 + a, progress=True)
+    live.controls["a"].set_state({"value": 2})
+    assert live.wait() == 102
+    assert torch.get_num_threads() == before

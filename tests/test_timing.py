@@ -81,3 +81,36 @@ def test_the_modules_share_the_one_helper():
     from course import diloco, rl
 
     assert diloco.one_thread is timing.one_thread and rl.one_thread is timing.one_thread
+
+
+def test_overlapping_one_thread_blocks_restore_the_setting():
+    """Two widgets' background runs overlap: the first to close must not restore early,
+    and the last restores what was there before either opened."""
+    import threading
+
+    import torch
+
+    before = torch.get_num_threads()
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def a():
+        with timing.one_thread():
+            a_in.set()
+            b_in.wait(5)
+        a_out.set()
+
+    def b():
+        a_in.wait(5)
+        with timing.one_thread():
+            b_in.set()
+            a_out.wait(5)
+            seen["inside b after a closed"] = torch.get_num_threads()
+
+    threads = [threading.Thread(target=a), threading.Thread(target=b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert seen == {"inside b after a closed": 1}
+    assert torch.get_num_threads() == before

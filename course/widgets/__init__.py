@@ -47,6 +47,7 @@ import plotly.graph_objects as go
 from traitlets import observe
 
 from course.plots import COLORS
+from course.timing import one_thread
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())  # silent unless the learner configures logging
@@ -237,7 +238,11 @@ class LiveFigure:
                     return
                 generation, values = self._pending
                 self._pending = None
-            self._run(values, generation)
+            # One torch thread for background runs: at toy size two threads gain ~10% on an
+            # idle machine but are many times slower when another process (a second kernel)
+            # also wants the cores (measured: 32 s instead of 5 s for one MTP training).
+            with one_thread():
+                self._run(values, generation)
 
     def _stale(self, generation: int) -> bool:
         return generation != self._generation
