@@ -79,11 +79,13 @@ def v3_decode(batch: int, context: int = 4989, gpu_name: str = "H800", overlap: 
     dense layers, shared expert, router, output head) and 2 routed-expert slots per MoE
     layer, all in FP8 (`weight_bytes`); the latent cache in BF16; datasheet peaks
     (FP8 for matmuls, BF16 for attention) and HBM bandwidth reached exactly; EPLB's
-    perfect balance; each token's 8 routed experts on other nodes, dispatch 1 byte and
-    combine 2 bytes per hidden value over `ib_gb_s` (50 GB/s per GPU, V3 report 3.2.2);
-    no MTP speculation."""
+    perfect balance; each token's 8 routed experts on other GPUs, reached directly over
+    InfiniBand (decoding sends point to point, report 3.4.2), with the course's one byte
+    model (`expert_traffic.ep_traffic`: FP8 dispatch with its scales, BF16 combine) over
+    `ib_gb_s` (50 GB/s per GPU, V3 report 3.2.2); no MTP speculation."""
     from course import kvcache
     from course.configs import DEEPSEEK_IB_GB_S
+    from course.expert_traffic import ep_traffic
 
     if int(batch) != batch or batch < 1 or context < 1:
         raise ValueError("batch and context must be at least 1.")
@@ -91,7 +93,8 @@ def v3_decode(batch: int, context: int = 4989, gpu_name: str = "H800", overlap: 
     cfg = c["cfg"]
     attn = batch * kvcache.attention_flops_per_token(cfg, context, "absorbed")
     ib = (ib_gb_s or DEEPSEEK_IB_GB_S) * 1e9
-    comm = cfg.n_moe_layers * batch * cfg.experts_per_token * cfg.hidden_size * (1 + 2) / ib
+    per_token = ep_traffic(cfg.experts_per_token, cfg.hidden_size).total_bytes
+    comm = cfg.n_moe_layers * batch * per_token / ib
     return V3Step(int(batch), int(context), (c["resident"] + c["routed"]) * weight_bytes
                   / c["hbm"], batch * context * c["kv_per_token"] / c["hbm"],
                   2 * c["active"] * batch / c["fp8"], attn / c["bf16"], comm, overlap)

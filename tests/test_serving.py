@@ -117,8 +117,9 @@ def test_v3_decode_step_from_first_principles():
                                       "norms", "output_head"))
     assert s.weight_s == pytest.approx((resident + 116 * ffn_params(7168, 2048)) / 3.35e12)
     assert s.kv_s == pytest.approx(4989 * 70_272 / 3.35e12)
-    # all-to-all: 8 experts x 7168 values x (1 + 2) bytes x 58 layers over 50 GB/s
-    assert s.comm_s == pytest.approx(8 * 7168 * 3 * 58 / 50e9)
+    # all-to-all: 8 experts x 58 layers over 50 GB/s; dispatch 7168 FP8 values plus one
+    # FP32 scale per 128 (56 x 4 bytes), combine 7168 BF16 values
+    assert s.comm_s == pytest.approx(8 * (7168 + 56 * 4 + 7168 * 2) * 58 / 50e9)
     assert s.tokens_per_s_per_node == pytest.approx(8 / s.seconds)
 
 
