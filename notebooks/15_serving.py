@@ -190,9 +190,10 @@ widgets.server(model, first=result)  # starts from the run above: same settings
 #   caches (70,272 bytes per token, [notebook 11](11_kv_cache_mla.ipynb));
 # * **tensor-core time**: 2 × 37 B FLOPs per token in FP8, and MLA's attention
 #   over the context in BF16;
-# * **all-to-all**: each token goes to 8 experts on other nodes, 1 byte out
-#   (FP8 dispatch) and 2 bytes back (BF16 combine) per hidden value, per MoE
-#   layer, over 50 GB/s InfiniBand.
+# * **all-to-all**: each token goes to 8 experts on other GPUs, sent point to
+#   point over 50 GB/s InfiniBand (report §3.4.2), with the byte model of
+#   notebooks 04 and 06: 1 byte out per hidden value plus a scale per 128 (FP8
+#   dispatch) and 2 bytes back (BF16 combine), per MoE layer.
 #
 # This is a roofline: datasheet peaks reached exactly and perfect expert
 # balance. Real kernels get less, so read it as an upper bound.
