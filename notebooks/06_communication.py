@@ -22,7 +22,7 @@
 # %%
 from course import checks, comms, compute, diloco
 from course.configs import DEEPSEEK_IB_GB_S, DEEPSEEK_NVLINK_GB_S, load_config
-from course.memory import param_count
+from course.memory import param_count, recipe
 from course.plots import comms as plots
 from course.presets import preset
 from course.units import fmt_bytes, fmt_seconds
@@ -209,18 +209,21 @@ for name, rate in (("dense BF16 peak", 989.4), ("dense FP8 peak", 1978.9)):
 
 # %%
 p = param_count("deepseek-v3")
-sync = comms.layout_sync(p.total, p.by_part["routed_experts"], 2048, pp=16, ep=64)
+fp8_recipe = recipe("deepseek-fp8")  # the bytes notebook 04 counts: FP32 grads, FP8 weights
+sync = comms.layout_sync(p.total, p.by_part["routed_experts"], 2048, pp=16, ep=64,
+                         grad_bytes=fp8_recipe.grads, param_bytes=fp8_recipe.weights)
 print(f"{2048 // 64} EP groups of 64 GPUs; each non-expert weight has {sync.dense_dp} "
       f"replicas, each expert {sync.expert_dp}")
 batch_tokens = 15360 * 4096  # final batch size (report 4.2) x 4K sequence
 step_s = batch_tokens * compute.training_flops_per_token(cfg).total / (2048 * achieved * 1e12)
-print(f"ZeRO-1 sync {fmt_seconds(sync.seconds)} per step vs a {fmt_seconds(step_s)} step")
+print(f"ZeRO-1 sync {fmt_seconds(sync.seconds)} per step vs a {fmt_seconds(step_s)} step: "
+      f"{sync.seconds / step_s:.1%} of it, with a batch of {batch_tokens / 1e6:.0f} M tokens")
 assert (sync.dense_dp, sync.expert_dp) == (128, 2) and sync.seconds < 0.02 * step_s
 
 # %% [markdown]
 # So "32" is the number of 64-GPU expert-parallel groups, and the per-step gradient sync
-# is ~0.5% of a step: with a batch of 63 M tokens, syncing once per step is cheap. The
-# expensive talk is the all-to-all inside every MoE layer (section 3).
+# is the small share of a step printed above: with a batch that large, syncing once per
+# step is cheap. The expensive talk is the all-to-all inside every MoE layer (section 3).
 #
 # ## 5. Talking less: local steps, then sync (DiLoCo)
 #
