@@ -153,3 +153,17 @@ def best_balanced(sweep: Shipped, method: str) -> str:
     lowest = min(names, key=lambda k: sweep[k]["val_loss"].mean)
     level = [k for k in names if not differs(sweep[k]["val_loss"], sweep[lowest]["val_loss"])]
     return min(level, key=lambda k: sweep[k]["max_vio"].mean)
+
+
+def balancing_verdicts(ablated: Shipped, sweep: Shipped) -> dict[str, bool]:
+    """Which comparisons of aux loss and bias the seeds tell apart (`differs`): the
+    ablation's row 4 as it stood (α = γ = 0.01), each method at its best setting
+    (`best_balanced`), and each best against no balancing (α = 0)."""
+    a, b = sweep[best_balanced(sweep, "aux")], sweep[best_balanced(sweep, "bias")]
+    none = sweep["aux 0"]
+    return {"row 4 (α = γ = 0.01), MaxVio": differs(ablated["full"]["max_vio"],
+                                                    ablated["aux"]["max_vio"]),
+            "best of each, loss": differs(a["val_loss"], b["val_loss"]),
+            "best of each, MaxVio": differs(a["max_vio"], b["max_vio"]),
+            "best bias vs no balancing, MaxVio": differs(b["max_vio"], none["max_vio"]),
+            "best aux vs no balancing, MaxVio": differs(a["max_vio"], none["max_vio"])}

@@ -257,13 +257,7 @@ plots.balancing_scatter(sweep.spreads, list(best.values())).show()
 for m, k in best.items():
     print(f"best {m:<4} ({k}): loss {sweep[k]['val_loss'].text()}, "
           f"MaxVio {sweep[k]['max_vio'].text('{:.2f}')}")
-a, b, none = sweep[best["aux"]], sweep[best["bias"]], sweep["aux 0"]
-verdict = {"row 4 (α = γ = 0.01), MaxVio": seeds.differs(ablated["full"]["max_vio"],
-                                                        ablated["aux"]["max_vio"]),
-           "best of each, loss": seeds.differs(a["val_loss"], b["val_loss"]),
-           "best of each, MaxVio": seeds.differs(a["max_vio"], b["max_vio"]),
-           "best bias vs no balancing, MaxVio": seeds.differs(b["max_vio"], none["max_vio"]),
-           "best aux vs no balancing, MaxVio": seeds.differs(a["max_vio"], none["max_vio"])}
+verdict = tda.balancing_verdicts(ablated, sweep)
 for what, told in verdict.items():
     print(f"{what:<36} {'told apart' if told else 'NOT told apart'}")
 checks.check_close("each method's pick", best, {"aux": "aux 0.1", "bias": "bias 0.003"})

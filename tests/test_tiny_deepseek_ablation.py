@@ -114,6 +114,14 @@ def test_best_balanced_takes_the_most_even_load_at_no_measurable_loss():
     assert tda.best_balanced(sweep, "bias") == "bias 0.01"
     with pytest.raises(ValueError, match="choose aux or bias"):
         tda.best_balanced(sweep, "none")
+    ablated = tda.Shipped({"full": row((1.0, 1.0, 1.0), (0.2, 0.3, 0.4)),
+                           "aux": row((1.0, 1.0, 1.0), (0.35, 0.5, 0.6))}, seconds=1.0)
+    assert tda.balancing_verdicts(ablated, sweep) == {
+        "row 4 (α = γ = 0.01), MaxVio": False,  # 0.2-0.4 overlaps 0.35-0.6
+        "best of each, loss": True,  # aux 0.1's 1.01-1.03 lies above bias's 1.0
+        "best of each, MaxVio": True,  # 0.3-0.5 above 0.2
+        "best bias vs no balancing, MaxVio": True,  # 0.2 above α = 0's 0.1
+        "best aux vs no balancing, MaxVio": True}
 
 
 def test_table_and_figures_show_the_spread():
