@@ -7,6 +7,58 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
+import quiet  # noqa: E402
+
+#: The browser test that runs a notebook in JupyterLab (tests/browser_support.py).
+LAB_TEST = "test_notebook_as_a_learner_sees_it"
+
+
+def pytest_configure(config):
+    worker = getattr(config, "workerinput", None)
+    quiet.configure(worker["testrunuid"] if worker else None)
+
+
+def pytest_report_header(config):
+    return ("notebooks: nbval runs them, unless this run's browser test runs them in "
+            "JupyterLab (then each notebook executes once, there)")
+
+
+def _browser_can_run() -> bool:
+    from browser_support import CHROMIUM
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return False
+    return CHROMIUM.exists()
+
+
+@pytest.hookimpl(trylast=True)  # after -m and -k have deselected what they deselect
+def pytest_collection_modifyitems(config, items):
+    """A notebook executes once per run. The browser test runs it in JupyterLab and fails
+    on any error output, as nbval does, and on what nbval cannot see (the Log Console,
+    widgets left in an error state, sliders that do not answer), so when this run includes
+    the browser test of a notebook, nbval's execution of the same notebook is left out."""
+    in_lab = {item.callspec.params["name"] for item in items
+              if getattr(item, "originalname", None) == LAB_TEST}
+    if not in_lab or not _browser_can_run():
+        return
+    twice = [item for item in items
+             if item.path.suffix == ".ipynb" and item.path.name in in_lab]
+    if twice:
+        config.hook.pytest_deselected(items=twice)
+        items[:] = [item for item in items if item.path.suffix != ".ipynb"
+                    or item.path.name not in in_lab]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Every test holds the shared lock while it runs, so a browser test's timed section
+    never runs beside it (tests/quiet.py); browser tests lock their own parts."""
+    if item.get_closest_marker("browser"):
+        yield
+    else:
+        with quiet.shared():
+            yield
 
 
 @pytest.fixture(autouse=True)

@@ -1,10 +1,11 @@
 """App mode (Voila, as `python -m course.app` serves it) for the training-backed notebooks,
 in Chromium: the first widget is interactive within 10 s of opening the page (the kernel is
 pre-heated), nothing is requested outside 127.0.0.1, no console errors, no code shown, and a
-slider answers a key press."""
+slider answers a key press with its result within the README's budget."""
 
 import pytest
 from browser_support import (
+    FINAL_S,
     FIRST_CHANGE_S,
     NOTEBOOKS,
     check_notebook_in_voila,
@@ -14,10 +15,11 @@ from browser_support import (
 )
 
 pytestmark = pytest.mark.browser
-FIRST_WIDGET_S = 25
+#: The issue's goal for a classroom: a student who opens the app can use it within 10 s.
+FIRST_WIDGET_S = 10.0
 #: The notebooks whose sliders start training runs, where a classroom most needs app mode.
-APPS = [name for name in ("00_welcome.ipynb", "08_moe_collapse.ipynb", "09_balancing.ipynb",
-                          "12_mtp.ipynb") if (NOTEBOOKS / name).exists()]
+APPS = [name for name in ("08_moe_collapse.ipynb", "09_balancing.ipynb", "12_mtp.ipynb")
+        if (NOTEBOOKS / name).exists()]
 
 
 @pytest.mark.parametrize("name", APPS)
@@ -28,10 +30,9 @@ def test_app_mode(tmp_path, name):
     assert result["outside"] == [], "requests left 127.0.0.1"
     assert result["errors"] == [], "console errors"
     assert not result["has_code"], "app mode shows no code"
-    # The issue's goal is 10 s; with the other half of the browser suite running beside it,
-    # Voila took 7-17 s here (the page loads ~5 MB of scripts and every figure's state).
+    # Timed alone on the machine (tests/quiet.py), as a student's laptop serves one app.
     assert result["first_widget_s"] <= FIRST_WIDGET_S, \
         f"first widget after {result['first_widget_s']} s"
     probe = result["sliders"][0]
     assert probe["first_s"] is not None and probe["first_s"] <= FIRST_CHANGE_S, probe
-    assert probe["final_s"] is not None, probe
+    assert probe["final_s"] is not None and probe["final_s"] <= FINAL_S, probe
