@@ -80,6 +80,7 @@ def _run_once(fn: Callable, world_size: int, args: tuple, timeout_s: float,
     for p in procs:
         p.start()
     results: dict[int, Any] = {}
+    finished = False
     try:
         for _ in range(world_size):
             rank, status, payload = queue.get(timeout=timeout_s + 30)
@@ -88,19 +89,22 @@ def _run_once(fn: Callable, world_size: int, args: tuple, timeout_s: float,
                     raise _PortTaken(payload)
                 raise RuntimeError(f"worker {rank} failed:\n{payload}")
             results[rank] = payload
+        finished = True
     except Exception as err:
         if not isinstance(err, RuntimeError):
             raise RuntimeError(f"workers did not finish within {timeout_s + 30:.0f} s") from err
         raise
     finally:
-        _join(procs)
+        # After a failure the other ranks wait for a peer that is gone: stop them now.
+        _join(procs, grace_s=5.0 if finished else 0.0)
     return [results[r] for r in range(world_size)]
 
 
-def _join(procs: list) -> None:
-    """Wait for every worker to exit; stop the ones that do not (no orphans, no zombies)."""
+def _join(procs: list, grace_s: float = 5.0) -> None:
+    """Wait up to `grace_s` for every worker to exit; stop the ones that do not (no
+    orphans, no zombies)."""
     for p in procs:
-        p.join(timeout=5)
+        p.join(timeout=grace_s)
     for p in procs:
         if p.is_alive():
             p.terminate()

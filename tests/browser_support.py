@@ -318,6 +318,21 @@ def record(entry: dict) -> None:
         f.write(json.dumps(entry) + "\n")
 
 
+def _probe_and_check(page, info: dict, problems: list[str]) -> dict:
+    """Probe one slider (again, once, if its first change was late: a hiccup); add what is
+    wrong to `problems`."""
+    result = probe_slider(page, info)
+    if result["first_s"] is not None and result["first_s"] > FIRST_CHANGE_S:
+        result = dict(probe_slider(page, info), retried=True)
+    if result["first_s"] is None or result["first_s"] > FIRST_CHANGE_S:
+        problems.append(f"slider {result['label']!r}: no visible change within "
+                        f"{FIRST_CHANGE_S} s ({result['first_s']})")
+    elif result["final_s"] is None or result["final_s"] > FINAL_S:
+        problems.append(f"slider {result['label']!r}: no settled result within "
+                        f"{FINAL_S} s ({result['final_s']})")
+    return result
+
+
 #: The one browser check that knows what a slider *means* (the others only know that something
 #: visible changed): in 00, five presses on knob w tilt the plotted line up.
 LINE_Y = """() => {
@@ -360,21 +375,18 @@ def check_notebook_in_lab(browser, base: str, name: str) -> dict:
         problems += [f"Log Console after Run All: {m}" for m in log_console(page)]
         problems += [f"widget not at a clean default: {m}" for m in widget_errors(page)]
         probes = []
-        for info in sliders_to_probe(page):
-            result = probe_slider(page, info)
-            if result["first_s"] is not None and result["first_s"] > FIRST_CHANGE_S:
-                result = dict(probe_slider(page, info), retried=True)  # once, for a hiccup
-            probes.append(result)
-            if result["first_s"] is None or result["first_s"] > FIRST_CHANGE_S:
-                problems.append(f"slider {result['label']!r}: no visible change within "
-                                f"{FIRST_CHANGE_S} s ({result['first_s']})")
-            elif result["final_s"] is None or result["final_s"] > FINAL_S:
-                problems.append(f"slider {result['label']!r}: no settled result within "
-                                f"{FINAL_S} s ({result['final_s']})")
-            # Back to the default, so the next slider is probed from the defaults (a setting
-            # left in an error state would hide the next slider's change).
-            back = "ArrowRight" if result["key"] == "ArrowLeft" else "ArrowLeft"
-            probe_slider(page, info, key=back)
+        targets = sliders_to_probe(page)
+        # One exclusive section for all of a notebook's probes if any trains (tests/quiet.py):
+        # the other worker's Run All is waited for once, not before every slider.
+        timed = quiet.alone() if any(t["slow"] for t in targets) else contextlib.nullcontext()
+        with timed:
+            for i, info in enumerate(targets):
+                probes.append(_probe_and_check(page, info, problems))
+                if any(later["cell"] == info["cell"] for later in targets[i + 1:]):
+                    # Back to the default, so the widget's next slider is probed from the
+                    # defaults (a setting left in an error state would hide its change).
+                    back = "ArrowRight" if probes[-1]["key"] == "ArrowLeft" else "ArrowLeft"
+                    probe_slider(page, info, key=back)
         if name in MEANING:
             problems += MEANING[name](page)
         probed = time.perf_counter()

@@ -139,3 +139,19 @@ def test_check_answer():
     assert checks.check_answer("a", 0.5001, 0.5) is True
     assert checks.check_answer("b", None, 0.5) is False and checks.results["b"] == "not attempted"
     assert checks.check_answer("c", "up", "down") is False and checks.results["c"] == "failed"
+
+
+def test_course_plots_imports_fast_and_notebooks_still_validate():
+    """course.plots keeps jsonschema from compiling rfc3987_syntax's parsers (1.8 s per
+    kernel): in a fresh process it is marked missing, and nbformat still validates."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys, time; t = time.perf_counter(); import course.plots; "
+            "import nbformat; dt = time.perf_counter() - t; "
+            "nb = nbformat.read('notebooks/00_welcome.ipynb', as_version=4); "
+            "nbformat.validate(nb); print(sys.modules['rfc3987_syntax'] is None, dt)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parent.parent).stdout
+    assert out.split()[0] == "True"

@@ -268,8 +268,10 @@ def crawl(served, built):
     with quiet.shared(), sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
         try:
+            # One context, as a reader clicking through: plotly.min.js is fetched once.
+            context = browser.new_context(viewport={"width": 1300, "height": 900})
             for name in names:
-                page = browser.new_page(viewport={"width": 1300, "height": 900})
+                page = context.new_page()
                 visits[name] = _visit(page, served + name, served)
                 page.close()
         finally:

@@ -8,10 +8,20 @@ every number they draw comes from `course/<idea>.py`.
 from __future__ import annotations
 
 import os
+import sys
 
-import plotly.graph_objects as go
-import plotly.io as pio
-from plotly.io.base_renderers import HtmlRenderer
+# subtle: plotly's renderers import nbformat (for a version check), nbformat imports
+# jsonschema, and jsonschema's format checkers import rfc3987_syntax, which compiles ~35
+# Earley parsers at import: 1.8 s of every notebook's first cell on a 2-core laptop
+# (python-jsonschema/jsonschema#1428). The course never validates the two formats it
+# checks ("iri", "iri-reference"); marked missing, jsonschema leaves just those two out.
+# Only when nothing has imported it yet: a process that already paid keeps the checker.
+if "jsonschema" not in sys.modules:
+    sys.modules.setdefault("rfc3987_syntax", None)
+
+import plotly.graph_objects as go  # noqa: E402
+import plotly.io as pio  # noqa: E402
+from plotly.io.base_renderers import HtmlRenderer  # noqa: E402
 
 #: One colour per role, used consistently across notebooks. The Okabe-Ito palette
 #: (Okabe & Ito, "Color Universal Design", 2008): its colours stay distinct for the common
