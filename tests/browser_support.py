@@ -307,7 +307,7 @@ def _probe(page, info: dict, key: str | None) -> dict:
             else:
                 stable_since = None
         last = now
-        page.wait_for_timeout(25)
+        page.wait_for_timeout(40 if first is None else 100)  # poll less once it moved
     return dict(label=info["label"], key=key, first_s=first, final_s=final,
                 slow=bool(info.get("slow")))
 
@@ -377,8 +377,10 @@ def check_notebook_in_lab(browser, base: str, name: str) -> dict:
         probes = []
         targets = sliders_to_probe(page)
         # One exclusive section for all of a notebook's probes if any trains (tests/quiet.py):
-        # the other worker's Run All is waited for once, not before every slider.
-        timed = quiet.alone() if any(t["slow"] for t in targets) else contextlib.nullcontext()
+        # the other worker's Run All is waited for once, not before every slider. Probing a
+        # calculator's sliders is lighter but not free (a kernel, Chromium redrawing figures,
+        # the polling): it holds the lock shared, so it never runs beside a timed training.
+        timed = quiet.alone() if any(t["slow"] for t in targets) else quiet.shared()
         with timed:
             for i, info in enumerate(targets):
                 probes.append(_probe_and_check(page, info, problems))

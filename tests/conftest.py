@@ -18,6 +18,11 @@ def pytest_configure(config):
     quiet.configure(worker["testrunuid"] if worker else None)
 
 
+def pytest_unconfigure(config):
+    if not hasattr(config, "workerinput"):  # the controller (or a run without workers)
+        quiet.remove()
+
+
 def pytest_report_header(config):
     return ("notebooks: nbval runs them, unless this run's browser test runs them in "
             "JupyterLab (then each notebook executes once, there)")

@@ -38,6 +38,12 @@ def configure(run_id: str | None = None) -> Path:
     return Path(os.environ[ENV])
 
 
+def remove() -> None:
+    """Delete this run's lock file (the controlling process, once the run is over)."""
+    with contextlib.suppress(KeyError, FileNotFoundError):
+        os.remove(os.environ[ENV])
+
+
 def _set(mode: int) -> None:
     global _fd, _state
     if _fd is None:
