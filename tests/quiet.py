@@ -8,7 +8,9 @@ them: measured here, a 2.6 s training move took 7 s. So the two workers share on
 * untimed heavy work holds it *shared*: every test outside the browser tests for its whole
   run (tests/conftest.py), and the browser tests around Run All, page loads and servers;
 * a timed section holds it *exclusively* (`alone()`): it starts once the other worker's
-  heavy work in progress is done, and the other worker starts nothing heavy meanwhile.
+  heavy work in progress is done and the machine has gone quiet (Chromium still draws the
+  figures of a notebook whose Run All just ended: measured, that made the first timed move
+  after it 5.3 s instead of 3.5 s), and the other worker starts nothing heavy meanwhile.
 
 Heavy work still runs two at a time; only the timed sections (about a minute and a half of
 a run) run alone. `flock` converts a held lock in place, and a conversion first drops the
@@ -21,6 +23,7 @@ import contextlib
 import fcntl
 import os
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -65,11 +68,37 @@ def shared():
         _set(before)
 
 
+def _busy_ticks() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine since boot, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def wait_quiet(max_busy_cores: float = 0.5, window_s: float = 0.25,
+               timeout_s: float = 10.0) -> float:
+    """Wait until the machine uses at most `max_busy_cores` over a `window_s` window (at
+    most `timeout_s`); return the seconds waited. Not on Linux: return at once."""
+    if not Path("/proc/stat").exists():
+        return 0.0
+    start = time.monotonic()
+    cores = os.cpu_count() or 1
+    while time.monotonic() - start < timeout_s:
+        busy0, total0 = _busy_ticks()
+        time.sleep(window_s)
+        busy1, total1 = _busy_ticks()
+        if total1 > total0 and (busy1 - busy0) / (total1 - total0) * cores <= max_busy_cores:
+            break
+    return time.monotonic() - start
+
+
 @contextlib.contextmanager
 def alone():
     """A timed section: nothing heavy runs beside it."""
     before = _state
     _set(fcntl.LOCK_EX)
+    if before != fcntl.LOCK_EX:
+        wait_quiet()
     try:
         yield
     finally:
