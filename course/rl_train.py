@@ -243,7 +243,8 @@ def _done(progress: Progress, total: int, text: str) -> None:
 def sft_then_grpo(quality: float = 0.7, group: int | None = None,
                   beta: float = 0.04, eps: float = 0.2, lr: float | None = None,
                   steps: int | None = None, seed: int = 0, student: bool = False,
-                  progress: Progress = None, cache: bool = True) -> tuple[SFTRun, GRPORun]:
+                  progress: Progress = None, cache: bool = True,
+                  prompts_per_step: int | None = None) -> tuple[SFTRun, GRPORun]:
     """SFT on demonstrations of `quality`, then GRPO with the correct rule-based reward
     (both cached by their arguments)."""
     p = preset("rl")
@@ -251,12 +252,12 @@ def sft_then_grpo(quality: float = 0.7, group: int | None = None,
     base = sft(quality, seed=seed, student=student, progress=_part(progress, 0, n_sft + n_grpo),
                cache=cache)
     key = ("grpo", quality, group or p["group"], beta, eps, lr or p["grpo_lr"],
-           steps or p["grpo_steps"], seed, student)
+           steps or p["grpo_steps"], seed, student, prompts_per_step or p["prompts_per_step"])
     if cache and key in RUNS:
         _done(progress, n_sft + n_grpo, "GRPO (cached)")
         return base, RUNS[key]
-    run = grpo(base.model, steps, group, beta=beta, eps=eps, lr=lr, seed=seed,
-               progress=_part(progress, n_sft, n_sft + n_grpo))
+    run = grpo(base.model, steps, group, prompts_per_step, beta=beta, eps=eps, lr=lr,
+               seed=seed, progress=_part(progress, n_sft, n_sft + n_grpo))
     RUNS[key] = run
     return base, run
 

@@ -1,7 +1,13 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: -all
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -308,7 +314,11 @@ print(f"= {memory.gpus_needed(value)} more 80 GB GPUs just to hold it")
 # Each move trains GRPO (a few seconds) from the SFT model of section 3, trained on
 # demonstrations that are 70% correct.
 #
-# - G = 2: how noisy is a baseline of two? And G = 16?
+# - The group size G, at a fixed 64 samples a step: G = 2 samples 32 prompts
+#   and compares each answer with one other; G = 16 samples 4 prompts and
+#   has a baseline of sixteen. Which learns faster here? A real run's rollout
+#   budget forces the same choice (DeepSeekMath, §4.2, sampled G = 64
+#   answers for each question).
 # - β = 0.2: what does a strong pull towards the reference do to the KL and
 #   to the accuracy?
 # - A learning rate of 3e-3: faster, or unstable?

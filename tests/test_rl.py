@@ -10,6 +10,7 @@ import torch
 
 from course import memory, rl
 from course.model import TinyLM
+from course.presets import preset
 
 
 def test_task_split_and_reward_rule():
@@ -241,3 +242,21 @@ def test_grpo_widget_trains_a_new_run_for_a_new_beta():
     assert live.error is None and result["run"].settings["beta"] == 0.2
     assert list(live.fig.data[2].y) == list(result["run"].kl)
     assert "GRPO steps" in live.summary.value
+
+
+def test_group_slider_keeps_the_samples_per_step():
+    from course.widgets import rl as w
+
+    p = preset("rl")
+    assert w.samples_per_step() == p["prompts_per_step"] * p["group"] == 64
+    assert [w.prompts_for(g) for g in (2, 8, 10, 16)] == [32, 8, 6, 4]
+    with pytest.raises(ValueError, match="group"):
+        w.prompts_for(1)
+    live = w.grpo_explorer()
+    assert live.result["run"].settings["prompts_per_step"] == p["prompts_per_step"]
+    live.controls["group"].set_state({"value": 16})  # as a browser would
+    result = live.wait(timeout=600)
+    assert live.error is None
+    settings = result["run"].settings
+    assert settings["group"] == 16 and settings["prompts_per_step"] == 4
+    assert "4 prompts × G = 16" in live.summary.value

@@ -1,6 +1,11 @@
 """Widgets for notebook 16. Each move trains the course's tiny model on the sorting task
 (`course.rl`, cached by its arguments), so the sliders update on release only and the
-runs report progress (step k of n, current reward)."""
+runs report progress (step k of n, current reward).
+
+The group-size slider keeps the samples per GRPO step fixed (the preset's 8 prompts x 8
+answers = 64): G = 2 samples 32 prompts twice each, G = 16 samples 4 prompts 16 times.
+That is the choice a rollout budget forces on a real run, and it keeps every move near
+the cost of the default (with 8 prompts at every G, G = 16 took 5.5 s on one core)."""
 
 from __future__ import annotations
 
@@ -47,18 +52,36 @@ def imitation_explorer(quality: float = 0.7) -> LiveFigure:
     return _live(controls, imitation, _draw_imitation, fig, _summary_imitation)
 
 
+def samples_per_step() -> int:
+    """GRPO samples per step at the preset's defaults (prompts per step x group size)."""
+    p = preset("rl")
+    return p["prompts_per_step"] * p["group"]
+
+
+def prompts_for(group: int) -> int:
+    """Prompts per GRPO step for group size G at the fixed sample budget (G ≤ the budget)."""
+    budget = samples_per_step()
+    group = validate.integer("group (the group size G)", group, 2, budget)
+    return budget // group
+
+
 def reinforcement(group: int, beta: float, eps: float, lr: float, quality: float,
                   progress=None) -> dict:
-    """SFT on demonstrations of `quality`, then GRPO with these settings."""
-    base, run = rl.sft_then_grpo(round(float(quality), 2), group=int(group),
+    """SFT on demonstrations of `quality`, then GRPO with these settings: `group` answers
+    to each of `prompts_for(group)` prompts per step."""
+    group = int(group)
+    base, run = rl.sft_then_grpo(round(float(quality), 2), group=group,
                                  beta=round(float(beta), 4), eps=round(float(eps), 3),
-                                 lr=float(lr), progress=progress)
+                                 lr=float(lr), progress=progress,
+                                 prompts_per_step=prompts_for(group))
     return dict(base=base, run=run)
 
 
 def _summary_reinforcement(result) -> str:
     run = result["run"]
-    return (f"held-out accuracy <b>{run.accuracy[0]:.0%}</b> (SFT on "
+    G, B = run.settings["group"], run.settings["prompts_per_step"]
+    return (f"{B} prompts × G = {G} answers a step · held-out accuracy "
+            f"<b>{run.accuracy[0]:.0%}</b> (SFT on "
             f"{result['base'].demo_quality:.0%}-correct demos) → <b>{run.accuracy[-1]:.0%}"
             f"</b> after {len(run.reward)} GRPO steps · mean KL to the reference "
             f"{run.kl[-10:].mean():.3f} · response length {run.length[-10:].mean():.2f} "
@@ -66,12 +89,14 @@ def _summary_reinforcement(result) -> str:
 
 
 @register_bench("rl_grpo", notebook="16", sweep=lambda: [
-    dict(group=4), dict(beta=0.2), dict(eps=0.05), dict(lr=1e-3)], clear=rl.RUNS.clear)
+    dict(group=4), dict(group=16), dict(beta=0.2), dict(eps=0.05), dict(lr=1e-3)],
+    clear=rl.RUNS.clear)
 def grpo_explorer(quality: float = 0.7) -> LiveFigure:
     """Sliders G, β, ε and learning rate -> GRPO from the SFT model trained on
     demonstrations of which a share `quality` is correct. The start is an argument, not a
     slider: a new start trains SFT and then GRPO (about 8 s on one core, over the 5 s a
-    slider may take); each slider move trains GRPO only."""
+    slider may take); each slider move trains GRPO only, at a fixed number of samples per
+    step (`prompts_for`)."""
     p = preset("rl")
     quality = round(validate.fraction("quality", quality), 2)
     controls = dict(
