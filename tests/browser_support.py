@@ -58,7 +58,8 @@ def course_notebooks() -> list[str]:
     return sorted(p.name for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 
 
-def require_browser() -> None:
+def browser_missing() -> list[str]:
+    """Why the browser tests cannot run here (empty when Chromium and playwright are there)."""
     reasons = []
     if not CHROMIUM.exists():
         reasons.append("Chromium is not at /usr/bin/chromium (apt-get install chromium)")
@@ -66,6 +67,11 @@ def require_browser() -> None:
         import playwright.sync_api  # noqa: F401
     except ImportError:
         reasons.append("the playwright package is not installed")
+    return reasons
+
+
+def require_browser() -> None:
+    reasons = browser_missing()
     if reasons:
         message = "; ".join(reasons)
         if os.environ.get("COURSE_REQUIRE_BROWSER") == "1":

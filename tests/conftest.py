@@ -8,6 +8,7 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 import quiet  # noqa: E402
+from browser_support import browser_missing  # noqa: E402
 
 #: The browser test that runs a notebook in JupyterLab (tests/browser_support.py).
 LAB_TEST = "test_notebook_as_a_learner_sees_it"
@@ -28,15 +29,6 @@ def pytest_report_header(config):
             "JupyterLab (then each notebook executes once, there)")
 
 
-def _browser_can_run() -> bool:
-    from browser_support import CHROMIUM
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return False
-    return CHROMIUM.exists()
-
-
 @pytest.hookimpl(trylast=True)  # after -m and -k have deselected what they deselect
 def pytest_collection_modifyitems(config, items):
     """A notebook executes once per run. The browser test runs it in JupyterLab and fails
@@ -45,7 +37,7 @@ def pytest_collection_modifyitems(config, items):
     the browser test of a notebook, nbval's execution of the same notebook is left out."""
     in_lab = {item.callspec.params["name"] for item in items
               if getattr(item, "originalname", None) == LAB_TEST}
-    if not in_lab or not _browser_can_run():
+    if not in_lab or browser_missing():
         return
     twice = [item for item in items
              if item.path.suffix == ".ipynb" and item.path.name in in_lab]
