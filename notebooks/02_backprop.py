@@ -1,7 +1,13 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: -all
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -184,7 +190,10 @@ print(p, timing.where)
 print(f"forward {timing.forward_s * 1e3:.1f} ms, backward {timing.backward_s * 1e3:.1f} ms, "
       f"ratio {timing.ratio:.2f}; {timing.forward_tflops:.3f} TFLOP/s forward")
 plots.pass_time_bars(timing).show()
-assert 1.0 < timing.ratio < 5.0  # about 2; loose because a busy machine adds timing noise
+# wall-clock times move with whatever else the machine runs, so this is a reading, not a
+# check (the FLOP count below is the exact one)
+print("backward ≈ 2 × forward" if 1.5 < timing.ratio < 3.0 else
+      f"backward/forward = {timing.ratio:.1f}, not about 2 this time: is the machine busy?")
 
 # %%
 mlp = SwiGLU(64, 256)

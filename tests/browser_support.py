@@ -50,7 +50,8 @@ FIRST_CHANGE_S = 1.0
 FINAL_S = 6.0
 #: How long a probe waits for a result before it gives up.
 WAIT_S = 20.0
-RUN_ALL_TIMEOUT_S = 300
+#: Run All's limit: the slowest notebook takes about 40 s in JupyterLab.
+RUN_ALL_TIMEOUT_S = 180
 
 
 def course_notebooks() -> list[str]:
@@ -171,13 +172,16 @@ KERNEL_IDLE = """() => { const nb = window.jupyterapp && window.jupyterapp.shell
   const s = nb && nb.sessionContext && nb.sessionContext.session;
   return !!(s && s.kernel && s.kernel.status === 'idle'); }"""
 
+#: Run All is over: every code cell ran, or a cell failed (the kernel then drops the cells
+#: queued after it, so they never run; the error output is reported as a problem).
 ALL_RAN = """() => {
   const nb = window.jupyterapp && window.jupyterapp.shell.currentWidget;
   if (!nb || !nb.content || !nb.sessionContext.session) return false;
   const kernel = nb.sessionContext.session.kernel;
   const cells = nb.content.widgets.filter(c => c.model.type === 'code');
+  const failed = cells.some(c => c.model.outputs.toJSON().some(o => o.output_type === 'error'));
   return kernel && kernel.status === 'idle' && cells.length > 0 &&
-         cells.every(c => c.model.executionCount !== null);
+         (failed || cells.every(c => c.model.executionCount !== null));
 }"""
 
 ERROR_OUTPUTS = """() => {
@@ -202,6 +206,16 @@ LOG_CONSOLE = """() => {
 WIDGET_ERRORS = """() => [...document.querySelectorAll('.widget-html-content')]
   .map(e => e.innerText).filter(t => t.includes('⚠') || t.includes('something went wrong'))"""
 
+WHERE_STUCK = """() => {
+  const nb = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  if (!nb || !nb.content) return 'no notebook is open';
+  const s = nb.sessionContext && nb.sessionContext.session;
+  const cells = nb.content.widgets.filter(c => c.model.type === 'code');
+  const waiting = cells.map((c, i) => [i, c.model.executionCount]).filter(x => x[1] === null);
+  return `kernel ${s && s.kernel ? s.kernel.status : 'none'}; ${cells.length} code cells, ` +
+    `${waiting.length} never ran (first: code cell ${waiting.length ? waiting[0][0] : '-'})`;
+}"""
+
 
 def run_all(page, base: str, name: str) -> float:
     """Open `name` in JupyterLab, Run All, wait until every code cell ran; return seconds."""
@@ -210,7 +224,13 @@ def run_all(page, base: str, name: str) -> float:
         page.wait_for_function(KERNEL_IDLE, timeout=120_000, polling=250)
         start = time.perf_counter()
         page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-        page.wait_for_function(ALL_RAN, timeout=RUN_ALL_TIMEOUT_S * 1000, polling=250)
+        try:
+            page.wait_for_function(ALL_RAN, timeout=RUN_ALL_TIMEOUT_S * 1000, polling=250)
+        except Exception as err:  # playwright's TimeoutError: say where it stopped
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / f"{Path(name).stem}_stuck.png"))
+            raise AssertionError(f"Run All of {name} did not finish in {RUN_ALL_TIMEOUT_S} s: "
+                                 f"{page.evaluate(WHERE_STUCK)}") from err
         return time.perf_counter() - start
 
 
