@@ -266,3 +266,22 @@ def test_background_runs_use_one_torch_thread():
     live.controls["a"].set_state({"value": 2})
     assert live.wait() == 102
     assert torch.get_num_threads() == before
+
+
+def test_progress_reaches_the_browser_a_few_times_a_second():
+    from course.widgets import PROGRESS_EVERY_S
+
+    def compute(a, b, progress):
+        for step in range(100):  # 100 steps in about 0.6 s
+            progress(step, 100, "counting")
+            time.sleep(0.006)
+        progress(100, 100, "counting")
+        return a + b
+
+    live = _widget(compute, progress=True)
+    shown = []
+    live.progress_text.observe(lambda change: shown.append(change["new"]), names="value")
+    live.apply(a=2)
+    assert shown[0] == "counting: step 0/100" and shown[-1] == "counting: step 100/100"
+    # the first and last step, and one update every PROGRESS_EVERY_S in between, not 101
+    assert 2 <= len(shown) <= 2 + 0.7 / PROGRESS_EVERY_S + 1

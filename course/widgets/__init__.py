@@ -53,6 +53,9 @@ log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())  # silent unless the learner configures logging
 
 ERROR_STYLE = f"color:{COLORS['bad']}"
+#: Seconds between progress updates sent to the browser (the first and the last are always
+#: sent). Each one is redrawn by the browser beside the training run.
+PROGRESS_EVERY_S = 0.25
 
 
 class Superseded(Exception):
@@ -306,8 +309,8 @@ class LiveFigure:
             if self._stale(generation):
                 raise Superseded()
             now = time.monotonic()
-            if 0 < done < total and now - last[0] < 0.05:
-                return  # at most ~20 updates a second reach the browser
+            if 0 < done < total and now - last[0] < PROGRESS_EVERY_S:
+                return
             last[0] = now
             total = max(int(total), 1)
             self.progress_bar.max = float(total)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import math
 from functools import lru_cache
 
@@ -16,11 +15,8 @@ from course.widgets import LiveFigure, dropdown, log_slider, register_bench, sli
 
 
 def _live(controls, compute, draw, figure, summary, slow: bool = False) -> LiveFigure:
-    """A LiveFigure; slow ones get the progress bar once LiveFigure offers it."""
-    kw = dict(summary=summary)
-    if slow and "progress" in inspect.signature(LiveFigure.__init__).parameters:
-        kw["progress"] = True
-    return LiveFigure(controls, compute, draw, figure, **kw)
+    """A LiveFigure; a slow one runs in the background with a progress line."""
+    return LiveFigure(controls, compute, draw, figure, summary=summary, progress=slow)
 
 
 # -------------------------------------------------------------------------- the server
