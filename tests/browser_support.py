@@ -336,7 +336,9 @@ def _probe(page, info: dict, key: str | None) -> dict:
             else:
                 stable_since = None
         last = now
-        page.wait_for_timeout(40 if first is None else 100)  # poll less once it moved
+        # Poll less once it moved, and least while it trains: each poll costs the browser a
+        # layout and the page's figure data, on the cores the training run also needs.
+        page.wait_for_timeout(40 if first is None else 250 if now["busy"] else 100)
     return dict(label=info["label"], key=key, first_s=first, final_s=final,
                 slow=bool(info.get("slow")))
 
