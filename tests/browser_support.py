@@ -43,9 +43,9 @@ TOKEN = "course-browser-test"
 #: A key press must show *something* (new figure data, new text, a progress line) this soon.
 FIRST_CHANGE_S = 1.0
 #: ...and the finished result this soon. The README's budget for a training run the widget
-#: has not cached is 5 s of compute on one core (`python -m course.bench --widgets`: 4.8 s
-#: at most); key press to drawn result adds the browser's part, and the slowest two moves
-#: (12's depth, 16's group size) measured 4.8 and 5.2 s here, so the test allows 6 s.
+#: has not cached is 5 s; the slowest such moves (12's MTP depth, 16's sliders) measured
+#: 3.4-4.1 s from key press to drawn result in the whole suite and up to 4.7 s alone, and
+#: this machine's speed varies by up to 40 % between runs, so the test allows 6 s.
 #: The calculators answer in well under a second.
 FINAL_S = 6.0
 #: How long a probe waits for a result before it gives up.
