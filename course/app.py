@@ -73,8 +73,8 @@ def settle_kernel(env=None) -> bool:
     """Called as the course is imported in an app's kernel. The run's first kernel marks
     the run folder and keeps its priority; a later one (Voila pre-heating the next kernel
     while someone uses the app) lowers its own CPU priority to `REFILL_NICE` and uses one
-    torch thread. Returns
-    True when it lowered it. Outside the app (no run folder) it does nothing."""
+    torch thread. Returns True when it lowered them. Outside the app (no run folder) it
+    does nothing."""
     folder = (os.environ if env is None else env).get(RUN_ENV)
     if not folder or not hasattr(os, "nice"):
         return False
