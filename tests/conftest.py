@@ -8,7 +8,7 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 import quiet  # noqa: E402
-from browser_support import browser_missing  # noqa: E402
+from browser_support import LATENCY_LOG, browser_missing  # noqa: E402
 
 #: The browser test that runs a notebook in JupyterLab (tests/browser_support.py).
 LAB_TEST = "test_notebook_as_a_learner_sees_it"
@@ -17,6 +17,8 @@ LAB_TEST = "test_notebook_as_a_learner_sees_it"
 def pytest_configure(config):
     worker = getattr(config, "workerinput", None)
     quiet.configure(worker["testrunuid"] if worker else None)
+    if worker is None and not config.option.collectonly:
+        LATENCY_LOG.unlink(missing_ok=True)  # the controller, before any worker: a new log
 
 
 def pytest_unconfigure(config):
