@@ -83,6 +83,8 @@ from course.rl_train import (
     kl_estimate,
     pass_at_k,
     pass_curve,
+    prompts_at_budget,
+    samples_per_step,
     sft,
     sft_then_grpo,
 )
@@ -93,6 +95,7 @@ __all__ = ["END", "FORMAT_WEIGHT", "RUNS", "WORDS", "Comparison", "Demos", "GRPO
            "comparison_json", "demonstration", "demonstrations", "distill", "encode_prompts",
            "evaluate", "grpo", "grpo_loss", "group_advantages", "kl_estimate", "one_thread",
            "pass_at_k", "pass_curve", "ppo_vs_grpo_memory", "problems", "prompt_ids",
+           "prompts_at_budget", "samples_per_step",
            "response_mask", "sample", "save_comparison", "score", "sft", "sft_then_grpo",
            "task_config", "token_logprobs", "tokenizer"]
 

@@ -11,6 +11,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from course import validate
 from course.device import seed_everything
 from course.model import TinyLM
 from course.presets import preset
@@ -238,6 +239,20 @@ def grpo(start: TinyLM, steps: int | None = None, group: int | None = None,
 def _done(progress: Progress, total: int, text: str) -> None:
     if progress is not None:
         progress(total, total, text)
+
+
+def samples_per_step() -> int:
+    """GRPO samples per step at the preset's defaults (prompts per step x group size)."""
+    p = preset("rl")
+    return p["prompts_per_step"] * p["group"]
+
+
+def prompts_at_budget(group: int) -> int:
+    """Prompts per GRPO step for group size G when the samples per step stay at
+    `samples_per_step()`: the choice a rollout budget forces (notebook 16's slider)."""
+    budget = samples_per_step()
+    group = validate.integer("group (the group size G)", group, 2, budget)
+    return budget // group
 
 
 def sft_then_grpo(quality: float = 0.7, group: int | None = None,

@@ -248,10 +248,10 @@ def test_group_slider_keeps_the_samples_per_step():
     from course.widgets import rl as w
 
     p = preset("rl")
-    assert w.samples_per_step() == p["prompts_per_step"] * p["group"] == 64
-    assert [w.prompts_for(g) for g in (2, 8, 10, 16)] == [32, 8, 6, 4]
+    assert rl.samples_per_step() == p["prompts_per_step"] * p["group"] == 64
+    assert [rl.prompts_at_budget(g) for g in (2, 8, 10, 16)] == [32, 8, 6, 4]
     with pytest.raises(ValueError, match="group"):
-        w.prompts_for(1)
+        rl.prompts_at_budget(1)
     live = w.grpo_explorer()
     assert live.result["run"].settings["prompts_per_step"] == p["prompts_per_step"]
     live.controls["group"].set_state({"value": 16})  # as a browser would

@@ -52,28 +52,15 @@ def imitation_explorer(quality: float = 0.7) -> LiveFigure:
     return _live(controls, imitation, _draw_imitation, fig, _summary_imitation)
 
 
-def samples_per_step() -> int:
-    """GRPO samples per step at the preset's defaults (prompts per step x group size)."""
-    p = preset("rl")
-    return p["prompts_per_step"] * p["group"]
-
-
-def prompts_for(group: int) -> int:
-    """Prompts per GRPO step for group size G at the fixed sample budget (G ≤ the budget)."""
-    budget = samples_per_step()
-    group = validate.integer("group (the group size G)", group, 2, budget)
-    return budget // group
-
-
 def reinforcement(group: int, beta: float, eps: float, lr: float, quality: float,
                   progress=None) -> dict:
     """SFT on demonstrations of `quality`, then GRPO with these settings: `group` answers
-    to each of `prompts_for(group)` prompts per step."""
+    to each of `rl.prompts_at_budget(group)` prompts per step."""
     group = int(group)
     base, run = rl.sft_then_grpo(round(float(quality), 2), group=group,
                                  beta=round(float(beta), 4), eps=round(float(eps), 3),
                                  lr=float(lr), progress=progress,
-                                 prompts_per_step=prompts_for(group))
+                                 prompts_per_step=rl.prompts_at_budget(group))
     return dict(base=base, run=run)
 
 
@@ -96,7 +83,7 @@ def grpo_explorer(quality: float = 0.7) -> LiveFigure:
     demonstrations of which a share `quality` is correct. The start is an argument, not a
     slider: a new start trains SFT and then GRPO (about 8 s on one core, over the 5 s a
     slider may take); each slider move trains GRPO only, at a fixed number of samples per
-    step (`prompts_for`)."""
+    step (`rl.prompts_at_budget`)."""
     p = preset("rl")
     quality = round(validate.fraction("quality", quality), 2)
     controls = dict(
