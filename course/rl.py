@@ -158,7 +158,7 @@ def compare(seeds=(0, 1, 2), quality: float = 0.7,
     a smaller student by SFT on the same demonstrations, then GRPO, and a student
     distilled from the reinforced teacher.
 
-    15 trainings take about a minute of one CPU core, so the result for the default
+    15 trainings take about half a minute of one CPU core, so the result for the default
     arguments ships in `assets/runs/rl_compare.json` (`course.seeds.shipped`; written by
     `save_comparison`, checked by tests/test_rl.py against a fresh run); `cache=False`
     recomputes everything."""

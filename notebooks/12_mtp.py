@@ -1,7 +1,13 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: -all
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -99,7 +105,7 @@ for lam in study.lams:
 # row is pure seed noise. At DeepSeek's λ = 0.3 the range overlaps the one
 # without MTP: three seeds cannot tell them apart. Only λ = 1 lowers the loss
 # at every seed, by a few hundredths of a nat. A 100-word corpus that a
-# 2-layer model learns in a hundred steps leaves little for a denser signal to
+# 2-layer model learns in eighty steps leaves little for a denser signal to
 # add; DeepSeek's gains come from 540 B training tokens on hard text (code,
 # maths) where planning ahead matters.
 
@@ -166,8 +172,8 @@ print(f"tokens per main-model step at λ = 0.3: depth 1 {one.text('{:.2f}')}, de
       f"{two.text('{:.2f}')}; told apart: {seeds.differs(one, two)}")
 
 # %% [markdown]
-# λ = 0 never trains the module: the main model accepts a few percent of its
-# drafts. Any λ above 0 lifts the draft to about 90 % or more, and the three
+# λ = 0 never trains the module: the main model accepts only about one in ten
+# of its drafts. Any λ above 0 lifts the draft to about 90 %, and the three
 # trained values sit close together (the pairs the seeds tell apart are printed). On
 # this toy λ decides *whether* the module learns far more than *how well*. A
 # second module raises the tokens per main-model step at every seed: it is

@@ -123,7 +123,7 @@ checks.check_close("imitation does not beat its demonstrations",
 # %% [markdown]
 # Imitation reproduces its demonstrations, slips included: the model learned
 # that "sometimes neighbours get swapped" as faithfully as it learned to sort.
-# It lands a little *below* its demonstrations: after 200 steps the tiny model
+# It lands a little *below* its demonstrations: after 120 steps the tiny model
 # is not perfect even on clean data, and its own errors add to the copied ones. Move the slider: the held-out accuracy follows the dotted line,
 # the share of correct demonstrations (each new value trains for a few seconds).
 
@@ -184,7 +184,7 @@ checks.check_close("first step: loss = −mean advantage = 0", abs(float(loss)),
 checks.check_close("KL to the reference at the start", stats["kl"], 0.0, atol=1e-6)
 
 # %% [markdown]
-# Now the real run: 60 steps of 8 prompts × G = 8 answers, two gradient steps
+# Now the real run: 40 steps of 8 prompts × G = 8 answers, two gradient steps
 # per batch of samples, β = 0.04 (DeepSeekMath's value), ε = 0.2.
 
 # %%
@@ -231,8 +231,8 @@ print(f"before: pass@1 {before[1]:.0%}, pass@{n} {before[n]:.0%} · "
 # adds the R1 report's last question: a **smaller student** (one layer, 32
 # wide) either gets the same treatment (SFT on the 70%-right demonstrations,
 # then GRPO) or is **distilled**: trained by SFT on 2,000 answers sampled from
-# the reinforced teacher. That is fifteen trainings, about a minute of one CPU
-# core, so the course ships their result (`assets/runs/rl_compare.json`,
+# the reinforced teacher. That is fifteen trainings, about half a minute of one
+# CPU core, so the course ships their result (`assets/runs/rl_compare.json`,
 # written by this same function; the tests check it against a fresh run).
 # `rl.compare(cache=False)` reruns them all while you watch.
 
@@ -323,7 +323,7 @@ print(f"= {memory.gpus_needed(value)} more 80 GB GPUs just to hold it")
 #   to the accuracy?
 # - A learning rate of 3e-3: faster, or unstable?
 # - Demonstrations 30% right: can GRPO still recover? Build the widget again as
-#   `grpo_explorer(quality=0.3)` (it trains a new SFT model first, about 8 s) and look
+#   `grpo_explorer(quality=0.3)` (it trains a new SFT model first, about 5 s) and look
 #   at the first held-out accuracy: the rule needs *some* right answers in each group.
 
 # %%

@@ -81,8 +81,8 @@ def _summary_reinforcement(result) -> str:
 def grpo_explorer(quality: float = 0.7) -> LiveFigure:
     """Sliders G, β, ε and learning rate -> GRPO from the SFT model trained on
     demonstrations of which a share `quality` is correct. The start is an argument, not a
-    slider: a new start trains SFT and then GRPO (about 8 s on one core, over the 5 s a
-    slider may take); each slider move trains GRPO only, at a fixed number of samples per
+    slider: a new start trains SFT and then GRPO (4-5 s on one core, at the edge of the 5 s
+    a slider may take); each slider move trains GRPO only, at a fixed number of samples per
     step (`rl.prompts_at_budget`)."""
     p = preset("rl")
     quality = round(validate.fraction("quality", quality), 2)
