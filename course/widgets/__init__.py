@@ -46,7 +46,7 @@ import numpy as np
 import plotly.graph_objects as go
 from traitlets import observe
 
-from course.plots import COLORS
+from course.plots import APP_RENDERER, COLORS, in_voila
 from course.timing import one_thread
 
 log = logging.getLogger(__name__)
@@ -137,6 +137,38 @@ class Figure(go.FigureWidget):
         self._trait_values["_widget_layout"] = copy.deepcopy(self._layout_obj._props)
 
 
+class AppFigure(go.Figure):
+    """A live figure for app mode (Voila): a plain figure, drawn as HTML into an Output
+    widget and redrawn whole after each change (`draw` functions edit it as they edit a
+    `Figure`).
+
+    subtle: a FigureWidget is an anywidget whose state carries plotly's 5 MB JavaScript
+    bundle. Voila sends it in one websocket frame and the browser evaluates it before it
+    shows the page's first slider (on 08: about 1.2 s of the browser's main thread, plus
+    the transfer). App mode's static figures already load plotly.js once
+    (`course.plots.AppRenderer`); this figure uses that copy.
+    """
+
+    def __init__(self, figure):
+        super().__init__(figure)
+        self._edit_lock = threading.RLock()
+        self._output = W.Output()
+        self.redraw()
+
+    @property
+    def widget(self) -> W.Output:
+        return self._output
+
+    def redraw(self) -> None:
+        """Replace the drawn figure with the current one (the app's renderer's HTML)."""
+        html_out = {"output_type": "display_data", "metadata": {},
+                    "data": {"text/html": APP_RENDERER.html(self.to_dict())}}
+        self._output.outputs = (html_out,)
+
+    def keep_view_state_current(self) -> None:
+        self.redraw()
+
+
 def _is_data(value) -> bool:
     if isinstance(value, np.ndarray):
         return True
@@ -152,7 +184,8 @@ class LiveFigure:
         self.compute = compute
         self.draw = draw
         self.summarise = summary
-        self.fig = Figure(figure) if figure is not None else None
+        fig_class = AppFigure if in_voila() else Figure
+        self.fig = fig_class(figure) if figure is not None else None
         self.message = W.HTML(layout=W.Layout(min_height="1.5em"))
         self.summary = W.HTML()
         self.result: Any = None
@@ -180,7 +213,7 @@ class LiveFigure:
             parts.append(self.progress_box)
         parts += [self.message, self.summary]
         if self.fig is not None:
-            parts.append(self.fig)
+            parts.append(self.fig.widget if isinstance(self.fig, AppFigure) else self.fig)
         self.widget = W.VBox(parts)
         self.update()
 
