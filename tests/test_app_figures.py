@@ -28,6 +28,13 @@ def test_static_figures_wait_for_the_first_slider():
     assert "window.courseDrawLater(function" in html
     assert ".widget-slider .noUi-handle" in html
     assert html.count("</script>") == 1  # figure text cannot end the script early
+    assert html.startswith('<div style="height:525px; width:100%;">')  # plotly's defaults
+
+
+def test_a_figure_keeps_its_own_size():
+    fig = go.Figure(layout=dict(height=300, width=640))
+    html = AppRenderer().to_mimebundle(fig.to_dict())["text/html"]
+    assert html.startswith('<div style="height:300px; width:640px;">')
 
 
 def test_plotly_js_goes_in_the_page_once_as_inert_text(monkeypatch):

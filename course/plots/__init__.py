@@ -113,18 +113,28 @@ class AppRenderer(HtmlRenderer):
 
     def to_mimebundle(self, fig_dict):
         div_id = f"course-figure-{uuid.uuid4().hex}"
-        figure = pio.to_json({"data": fig_dict.get("data", []),
-                              "layout": fig_dict.get("layout", {})}, validate=False)
+        layout = fig_dict.get("layout", {})
+        height, width = (_css_size(layout, key, default)
+                         for key, default in (("height", "525px"), ("width", "100%")))
+        figure = pio.to_json({"data": fig_dict.get("data", []), "layout": layout},
+                             validate=False)
         config = json.dumps({"responsive": True, **(self.config or {})})
         # "</" cannot end the script early from inside a JSON string written as "<\/"
         figure, config = (x.replace("</", "<\\/") for x in (figure, config))
         return {"text/html": (
-            f'<div style="height:525px; width:100%;"><div id="{div_id}" '
+            f'<div style="height:{height}; width:{width};"><div id="{div_id}" '
             f'class="plotly-graph-div" style="height:100%; width:100%;"></div><script>'
             f"{DRAW_LATER_JS}window.courseDrawLater(function () {{ "
             f'const gd = document.getElementById("{div_id}"); '
             f"if (gd) {{ const f = {figure}; Plotly.newPlot(gd, f.data, f.layout, {config}); }}"
             f" }});</script></div>")}
+
+
+def _css_size(layout: dict, key: str, default: str) -> str:
+    """The figure's own height or width (its layout's, else its template's) in CSS, as
+    plotly's `to_html` sizes a figure's box."""
+    value = layout.get(key, layout.get("template", {}).get("layout", {}).get(key))
+    return f"{value}px" if isinstance(value, (int, float)) else default
 
 
 #: How long a figure waits for a slider before it is drawn anyway (a page without widgets).
